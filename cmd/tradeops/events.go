@@ -1,0 +1,73 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"time"
+
+	"github.com/tradeops/tradeops/eventstore"
+)
+
+func runEvents(ctx context.Context, getenv env, io stdio, args []string) error {
+	if len(args) == 0 || args[0] != "replay" {
+		return usageError("usage: tradeops events replay [--stream S] [--type PREFIX] [--actor USER_ID] [--since RFC3339] [--until RFC3339] [--after XID:OFFSET] [--limit N] [--follow]")
+	}
+	fs := flag.NewFlagSet("events replay", flag.ContinueOnError)
+	fs.SetOutput(io.err)
+	var (
+		stream = fs.String("stream", "", "only this stream (e.g. user-<uuid>)")
+		typ    = fs.String("type", "", "only event types starting with this prefix (e.g. auth.)")
+		actor  = fs.String("actor", "", "only events whose actor is this user id")
+		since  = fs.String("since", "", "only events recorded at or after this RFC 3339 time")
+		until  = fs.String("until", "", "only events recorded before this RFC 3339 time")
+		after  = fs.String("after", "", "start after this checkpoint (TRANSACTION_ID:OFFSET, as printed in \"position\")")
+		limit  = fs.Int64("limit", 0, "stop after N events (0 = all)")
+		follow = fs.Bool("follow", false, "keep tailing new events until interrupted")
+	)
+	if err := fs.Parse(args[1:]); err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	opts := eventstore.ReplayOptions{
+		Filter: eventstore.Filter{Stream: *stream, TypePrefix: *typ, ActorID: *actor},
+		Limit:  *limit,
+		Follow: *follow,
+	}
+	var err error
+	if opts.Filter.Since, err = parseTime("--since", *since); err != nil {
+		return err
+	}
+	if opts.Filter.Until, err = parseTime("--until", *until); err != nil {
+		return err
+	}
+	if *after != "" {
+		if opts.After, err = eventstore.ParsePosition(*after); err != nil {
+			return usageError("--after: %v", err)
+		}
+	}
+	if *limit < 0 {
+		return usageError("--limit must not be negative")
+	}
+	pool, err := openDB(ctx, getenv)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	n, last, err := eventstore.New(pool).Replay(ctx, io.out, opts)
+	if err != nil && !(opts.Follow && ctx.Err() != nil) {
+		return err
+	}
+	fmt.Fprintf(io.err, "replayed %d events; last position %s\n", n, last)
+	return nil
+}
+
+func parseTime(flagName, v string) (time.Time, error) {
+	if v == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339, v)
+	if err != nil {
+		return time.Time{}, usageError("%s: want an RFC 3339 time such as 2026-11-27T00:00:00Z", flagName)
+	}
+	return t, nil
+}

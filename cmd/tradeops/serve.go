@@ -1,0 +1,103 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/tradeops/tradeops/adapters/postgres"
+	"github.com/tradeops/tradeops/eventstore"
+	porthttp "github.com/tradeops/tradeops/ports/http"
+)
+
+func runServe(ctx context.Context, getenv env, io stdio, args []string) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(io.err)
+	dev := fs.Bool("dev", false, "development mode: generate throwaway secrets when missing, seed demo users")
+	if err := fs.Parse(args); err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	cfg, err := loadConfig(getenv, *dev)
+	if err != nil {
+		return err
+	}
+	log := newLogger(io.out, cfg.LogLevel)
+	slog.SetDefault(log)
+	for _, name := range cfg.GeneratedSecrets {
+		log.Warn("DEV MODE: generated a throwaway secret; tokens and encrypted data will not survive a restart. Never use --dev in production.", "variable", name)
+	}
+
+	pool, err := postgres.NewPool(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	defer pool.Close()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		postgres.NewPoolCollector(pool))
+	store := eventstore.New(pool, eventstore.WithObserver(eventstore.NewPrometheusObserver(reg)))
+	_ = store // used by the features wired below as they land
+
+	var ready atomic.Bool
+	handler := porthttp.NewHandler(porthttp.Options{
+		Version:           version,
+		Health:            pool,
+		Registry:          reg,
+		Logger:            log,
+		Ready:             ready.Load,
+		TrustProxyHeaders: cfg.TrustProxy,
+	})
+
+	srv := &http.Server{
+		Addr:              cfg.ListenAddr,
+		Handler:           handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	ln, err := net.Listen("tcp", cfg.ListenAddr)
+	if err != nil {
+		return fmt.Errorf("listen on LISTEN_ADDR %s: %w", cfg.ListenAddr, err)
+	}
+	log.Info("listening", "addr", ln.Addr().String(), "version", version)
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+
+	// The database may still be down: keep serving /healthz (degraded) while
+	// migrations are retried, then open the API.
+	go func() {
+		if err := postgres.MigrateWithRetry(ctx, pool, log); err != nil {
+			return // shutting down
+		}
+		ready.Store(true)
+		log.Info("database ready; serving the API")
+	}()
+
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down: finishing in-flight requests")
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 25*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	log.Info("stopped")
+	return nil
+}

@@ -1,0 +1,24 @@
+package domain
+
+// Event type names. They are the audit names of DESIGN §6: stable strings
+// stored with every event and shown in the audit log. Never rename one; add a
+// new name (and an upcaster for changed payloads) instead.
+const (
+	EventLoginSuccess         = "auth.login.success"
+	EventLoginFailure         = "auth.login.failure"
+	EventLogout               = "auth.logout"
+	EventTwoFactorEnabled     = "auth.2fa.enabled"
+	EventTwoFactorDisabled    = "auth.2fa.disabled"
+	EventUserCreated          = "user.created"
+	EventUserRoleChanged      = "user.role.changed"
+	EventRiskProfileAssigned  = "user.risk_profile.assigned"
+	EventSecretConfigured     = "secrets.exchange.configured"
+	EventSecretDeleted        = "secrets.exchange.deleted"
+	EventExecutionPrepare     = "execution.prepare"
+	EventBinanceTestOrderOK   = "execution.binance.test_order.success"
+	EventBinanceTestOrderErr  = "execution.binance.test_order.error"
+	EventIBKRTestOrderOK      = "execution.ibkr.test_order.success"
+	EventIBKRTestOrderErr     = "execution.ibkr.test_order.error"
+	EventKeyRotationReencrypt = "security.key_rotation.reencrypt"
+	EventKeyRotationPrune     = "security.key_rotation.prune"
+)

@@ -1,0 +1,134 @@
+package eventstore
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+
+	wsql "github.com/ThreeDotsLabs/watermill-sql/v4/pkg/sql"
+)
+
+// Metadata keys the schema adapter reads from a watermill message to fill the
+// stream columns. Every other key is ordinary event metadata.
+const (
+	mdStreamID        = "stream_id"
+	mdEventType       = "event_type"
+	mdSchemaVersion   = "schema_version"
+	mdExpectedVersion = "expected_version"
+	mdRecordedAt      = "recorded_at"
+)
+
+// SchemaAdapter makes the watermill topic table the event table. It embeds
+// watermill's DefaultPostgreSQLSchema (column layout, xid8 ordering,
+// UnmarshalMessage) and changes three things:
+//
+//   - InsertQuery appends with optimistic concurrency in one statement. The
+//     expected version is checked inside the INSERT: a mismatch makes
+//     stream_version NULL and the NOT NULL constraint fails (23502), a lost race
+//     hits UNIQUE(stream_id, stream_version) (23505); both become
+//     ErrConcurrency. A watermill Publisher using this adapter therefore gets
+//     the same guarantees as Store.Append — nothing is silently dropped, which
+//     is what ON CONFLICT DO NOTHING would do.
+//   - SelectQuery uses a keyset predicate, an index range scan, where the
+//     default OR predicate scans the whole backlog on every poll.
+//   - SchemaInitializingQueries is left to migrations (see migrations/), so
+//     the DDL lives in one place.
+type SchemaAdapter struct {
+	wsql.DefaultPostgreSQLSchema
+}
+
+// NewSchemaAdapter returns the adapter for the "events" topic, reading
+// subscribe batches of batchSize.
+func NewSchemaAdapter(batchSize int) SchemaAdapter {
+	if batchSize <= 0 {
+		batchSize = 100
+	}
+	return SchemaAdapter{wsql.DefaultPostgreSQLSchema{SubscribeBatchSize: batchSize}}
+}
+
+// SchemaInitializingQueries returns nothing: migrations own the DDL.
+func (SchemaAdapter) SchemaInitializingQueries(wsql.SchemaInitializingQueriesParams) ([]wsql.Query, error) {
+	return nil, nil
+}
+
+// appendSQL is the single-statement, version-checked append. $1 stream id,
+// $2 expected version (-1 = any), $3 recorded_at, then one array per column.
+const appendSQL = `
+WITH cur AS (
+	SELECT coalesce(max(stream_version), 0) AS v FROM ` + Table + ` WHERE stream_id = $1
+)
+INSERT INTO ` + Table + ` (uuid, payload, metadata, transaction_id, stream_id, stream_version, event_type, schema_version, recorded_at)
+SELECT e.id, e.payload, e.metadata, pg_current_xact_id(), $1,
+	CASE WHEN $2::bigint < 0 OR cur.v = $2::bigint THEN cur.v + e.n END,
+	e.event_type, e.schema_version, $3::timestamptz
+FROM cur, unnest($4::text[], $5::json[], $6::json[], $7::text[], $8::int[])
+	WITH ORDINALITY AS e(id, payload, metadata, event_type, schema_version, n)
+RETURNING stream_version`
+
+// InsertQuery builds the version-checked append for msgs, which must all
+// belong to the stream named in the first message's metadata.
+func (s SchemaAdapter) InsertQuery(params wsql.InsertQueryParams) (wsql.Query, error) {
+	if len(params.Msgs) == 0 {
+		return wsql.Query{}, errors.New("no messages to insert")
+	}
+	if params.Topic != Topic {
+		return wsql.Query{}, fmt.Errorf("topic %q: the event store only serves %q", params.Topic, Topic)
+	}
+	first := params.Msgs[0].Metadata
+	stream := first.Get(mdStreamID)
+	if stream == "" {
+		return wsql.Query{}, errors.New("message metadata lacks stream_id")
+	}
+	expected, err := strconv.ParseInt(first.Get(mdExpectedVersion), 10, 64)
+	if err != nil {
+		return wsql.Query{}, fmt.Errorf("message metadata expected_version: %w", err)
+	}
+	n := len(params.Msgs)
+	ids, payloads, metas, types := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	versions := make([]int32, n)
+	for i, m := range params.Msgs {
+		if m.Metadata.Get(mdStreamID) != stream {
+			return wsql.Query{}, errors.New("one append must target one stream")
+		}
+		if types[i] = m.Metadata.Get(mdEventType); types[i] == "" {
+			return wsql.Query{}, errors.New("message metadata lacks event_type")
+		}
+		v, err := strconv.ParseInt(m.Metadata.Get(mdSchemaVersion), 10, 32)
+		if err != nil || v < 1 {
+			return wsql.Query{}, fmt.Errorf("message metadata schema_version %q: want a positive integer", m.Metadata.Get(mdSchemaVersion))
+		}
+		versions[i] = int32(v)
+		md, err := json.Marshal(m.Metadata)
+		if err != nil {
+			return wsql.Query{}, fmt.Errorf("marshal metadata: %w", err)
+		}
+		ids[i], payloads[i], metas[i] = m.UUID, string(m.Payload), string(md)
+	}
+	return wsql.Query{
+		Query: appendSQL,
+		Args:  []any{stream, expected, first.Get(mdRecordedAt), ids, payloads, metas, types, versions},
+	}, nil
+}
+
+// SelectQuery is DefaultPostgreSQLSchema's query with a keyset predicate on
+// (transaction_id, offset), still only below the snapshot's xmin.
+func (s SchemaAdapter) SelectQuery(params wsql.SelectQueryParams) (wsql.Query, error) {
+	next, err := params.OffsetsAdapter.NextOffsetQuery(wsql.NextOffsetQueryParams{
+		Topic:         params.Topic,
+		ConsumerGroup: params.ConsumerGroup,
+	})
+	if err != nil {
+		return wsql.Query{}, err
+	}
+	q := `
+	WITH last_processed AS (` + next.Query + `)
+	SELECT "offset", transaction_id, uuid, payload, metadata FROM ` + s.MessagesTable(params.Topic) + `
+	WHERE (transaction_id, "offset") > (
+			(SELECT last_processed_transaction_id FROM last_processed),
+			(SELECT offset_acked FROM last_processed))
+		AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+	ORDER BY transaction_id, "offset"
+	LIMIT ` + strconv.Itoa(s.SubscribeBatchSize)
+	return wsql.Query{Query: q, Args: next.Args}, nil
+}

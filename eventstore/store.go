@@ -1,0 +1,315 @@
+package eventstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+	wsql "github.com/ThreeDotsLabs/watermill-sql/v4/pkg/sql"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Querier is what the store needs of a connection: a pool for autocommit
+// work, or a pgx.Tx when events must commit with other rows.
+type Querier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// Observer is told how each append went; metrics implement it.
+type Observer interface {
+	ObserveAppend(d time.Duration, events int, err error)
+}
+
+// Store appends and reads events.
+type Store struct {
+	pool      *pgxpool.Pool
+	schema    SchemaAdapter
+	now       func() time.Time
+	observer  Observer
+	upcasters map[string]Upcaster
+}
+
+// Upcaster brings a payload stored at an older schema version up to the
+// current one. It is called until it returns the version it was given.
+type Upcaster func(version int, data json.RawMessage) (int, json.RawMessage, error)
+
+// Option configures a Store.
+type Option func(*Store)
+
+// WithClock sets the clock used for recorded_at (tests).
+func WithClock(now func() time.Time) Option { return func(s *Store) { s.now = now } }
+
+// WithObserver reports every append's latency and outcome.
+func WithObserver(o Observer) Option { return func(s *Store) { s.observer = o } }
+
+// WithUpcaster registers the upcaster for an event type.
+func WithUpcaster(eventType string, u Upcaster) Option {
+	return func(s *Store) { s.upcasters[eventType] = u }
+}
+
+// New returns a store over pool.
+func New(pool *pgxpool.Pool, opts ...Option) *Store {
+	s := &Store{pool: pool, schema: NewSchemaAdapter(0), now: time.Now, upcasters: map[string]Upcaster{}}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
+
+// Pool is the store's connection pool, for commands that must write state
+// rows in the same transaction as their events (see AppendTx).
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+
+// Append appends events to stream in one autocommit statement. With Any it
+// retries a lost race a few times; with an exact version a mismatch returns
+// ErrConcurrency.
+func (s *Store) Append(ctx context.Context, stream string, expected ExpectedVersion, md Metadata, events ...NewEvent) (AppendResult, error) {
+	for attempt := 0; ; attempt++ {
+		res, err := s.append(ctx, s.pool, stream, expected, md, events)
+		if expected == Any && errors.Is(err, ErrConcurrency) && attempt < 5 {
+			continue
+		}
+		return res, err
+	}
+}
+
+// AppendTx appends inside tx, so the events commit or roll back together
+// with whatever else the command writes in tx. With Any, a lost race is
+// retried inside a savepoint so tx stays usable.
+func (s *Store) AppendTx(ctx context.Context, tx pgx.Tx, stream string, expected ExpectedVersion, md Metadata, events ...NewEvent) (AppendResult, error) {
+	if expected != Any {
+		return s.append(ctx, tx, stream, expected, md, events)
+	}
+	for attempt := 0; ; attempt++ {
+		sp, err := tx.Begin(ctx)
+		if err != nil {
+			return AppendResult{}, fmt.Errorf("append savepoint: %w", err)
+		}
+		res, err := s.append(ctx, sp, stream, expected, md, events)
+		if err == nil {
+			return res, sp.Commit(ctx)
+		}
+		_ = sp.Rollback(ctx)
+		if !errors.Is(err, ErrConcurrency) || attempt >= 5 {
+			return res, err
+		}
+	}
+}
+
+func (s *Store) append(ctx context.Context, q Querier, stream string, expected ExpectedVersion, md Metadata, events []NewEvent) (res AppendResult, err error) {
+	if len(events) == 0 {
+		return AppendResult{}, errors.New("append: no events")
+	}
+	if stream == "" {
+		return AppendResult{}, errors.New("append: empty stream id")
+	}
+	if expected < Any {
+		return AppendResult{}, fmt.Errorf("append: invalid expected version %d", expected)
+	}
+	start := time.Now()
+	if s.observer != nil {
+		defer func() { s.observer.ObserveAppend(time.Since(start), len(events), err) }()
+	}
+	recordedAt := s.now().UTC().Truncate(time.Microsecond).Format(time.RFC3339Nano)
+	msgs := make(message.Messages, len(events))
+	res.IDs = make([]string, len(events))
+	for i, e := range events {
+		if e.Type == "" || e.SchemaVersion < 1 || !json.Valid(e.Data) {
+			return AppendResult{}, fmt.Errorf("append: event %d: need a type, a schema version ≥ 1 and JSON data", i)
+		}
+		id := e.ID
+		if id == "" {
+			id = uuid.Must(uuid.NewV7()).String()
+		}
+		res.IDs[i] = id
+		m := message.NewMessage(id, message.Payload(e.Data))
+		m.Metadata = metadataMap(md, stream, e, expected, recordedAt)
+		msgs[i] = m
+	}
+	query, err := s.schema.InsertQuery(wsql.InsertQueryParams{Topic: Topic, Msgs: msgs})
+	if err != nil {
+		return AppendResult{}, fmt.Errorf("append: %w", err)
+	}
+	rows, err := q.Query(ctx, query.Query, query.Args...)
+	if err != nil {
+		return AppendResult{}, classify(err)
+	}
+	versions, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return AppendResult{}, classify(err)
+	}
+	res.Version = versions[len(versions)-1]
+	return res, nil
+}
+
+func metadataMap(md Metadata, stream string, e NewEvent, expected ExpectedVersion, recordedAt string) message.Metadata {
+	m := message.Metadata{
+		mdStreamID:        stream,
+		mdEventType:       e.Type,
+		mdSchemaVersion:   strconv.Itoa(e.SchemaVersion),
+		mdExpectedVersion: strconv.FormatInt(int64(expected), 10),
+		mdRecordedAt:      recordedAt,
+	}
+	for k, v := range map[string]string{
+		"actor_id": md.ActorID, "actor_email": md.ActorEmail, "correlation_id": md.CorrelationID,
+		"causation_id": md.CausationID, "client_ip": md.ClientIP,
+	} {
+		if v != "" {
+			m[k] = v
+		}
+	}
+	return m
+}
+
+// classify turns the append's constraint violations into ErrConcurrency.
+func classify(err error) error {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch {
+		case pgErr.Code == "23505" && pgErr.ConstraintName == "events_stream_version_key",
+			pgErr.Code == "23502" && pgErr.ColumnName == "stream_version":
+			return ErrConcurrency
+		}
+	}
+	return fmt.Errorf("append: %w", err)
+}
+
+// Filter narrows a read. Zero fields do not filter.
+type Filter struct {
+	Stream     string
+	TypePrefix string
+	ActorID    string
+	Since      time.Time // recorded_at >= Since
+	Until      time.Time // recorded_at < Until
+}
+
+const selectColumns = `"offset", transaction_id::text::bigint, uuid, stream_id, stream_version, event_type, schema_version, payload::text, metadata::text, recorded_at`
+
+// Read returns up to limit events after `after`, in store order, skipping
+// none: only transactions below the snapshot's xmin are read, so a slower
+// transaction that took a lower offset is never overtaken.
+func (s *Store) Read(ctx context.Context, after Position, limit int, f Filter) ([]Event, error) {
+	return s.ReadIn(ctx, s.pool, after, limit, f)
+}
+
+// ReadIn is Read on a given connection or transaction (projection runners
+// read and write their checkpoint in one transaction).
+func (s *Store) ReadIn(ctx context.Context, q Querier, after Position, limit int, f Filter) ([]Event, error) {
+	if limit <= 0 {
+		return nil, errors.New("read: limit must be positive")
+	}
+	where := []string{`(transaction_id, "offset") > ($1::text::xid8, $2)`, `transaction_id < pg_snapshot_xmin(pg_current_snapshot())`}
+	args := []any{strconv.FormatUint(after.TransactionID, 10), after.Offset}
+	add := func(cond string, v any) {
+		args = append(args, v)
+		where = append(where, strings.ReplaceAll(cond, "?", "$"+strconv.Itoa(len(args))))
+	}
+	if f.Stream != "" {
+		add("stream_id = ?", f.Stream)
+	}
+	if f.TypePrefix != "" {
+		add("starts_with(event_type, ?)", f.TypePrefix)
+	}
+	if f.ActorID != "" {
+		add("metadata->>'actor_id' = ?", f.ActorID)
+	}
+	if !f.Since.IsZero() {
+		add("recorded_at >= ?", f.Since)
+	}
+	if !f.Until.IsZero() {
+		add("recorded_at < ?", f.Until)
+	}
+	args = append(args, limit)
+	sql := `SELECT ` + selectColumns + ` FROM ` + Table + ` WHERE ` + strings.Join(where, " AND ") +
+		` ORDER BY transaction_id, "offset" LIMIT $` + strconv.Itoa(len(args))
+	rows, err := q.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, fmt.Errorf("read events: %w", err)
+	}
+	return s.collect(rows)
+}
+
+// ReadStream returns the events of one stream with a version above
+// afterVersion, in version order (aggregate loading).
+func (s *Store) ReadStream(ctx context.Context, q Querier, stream string, afterVersion int64) ([]Event, error) {
+	if q == nil {
+		q = s.pool
+	}
+	rows, err := q.Query(ctx, `SELECT `+selectColumns+` FROM `+Table+
+		` WHERE stream_id = $1 AND stream_version > $2 ORDER BY stream_version`, stream, afterVersion)
+	if err != nil {
+		return nil, fmt.Errorf("read stream %s: %w", stream, err)
+	}
+	return s.collect(rows)
+}
+
+func (s *Store) collect(rows pgx.Rows) ([]Event, error) {
+	defer rows.Close()
+	var out []Event
+	var data, md string
+	for rows.Next() {
+		var e Event
+		var xid int64
+		if err := rows.Scan(&e.Offset, &xid, &e.ID, &e.StreamID, &e.StreamVersion, &e.Type, &e.SchemaVersion, &data, &md, &e.RecordedAt); err != nil {
+			return nil, fmt.Errorf("scan event: %w", err)
+		}
+		e.TransactionID = uint64(xid)
+		e.Data = json.RawMessage(data)
+		if err := json.Unmarshal([]byte(md), &e.Metadata); err != nil {
+			return nil, fmt.Errorf("event %s metadata: %w", e.ID, err)
+		}
+		e.RecordedAt = e.RecordedAt.UTC()
+		if err := s.upcast(&e); err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read events: %w", err)
+	}
+	return out, nil
+}
+
+func (s *Store) upcast(e *Event) error {
+	up, ok := s.upcasters[e.Type]
+	if !ok {
+		return nil
+	}
+	for {
+		v, data, err := up(e.SchemaVersion, e.Data)
+		if err != nil {
+			return fmt.Errorf("upcast %s v%d (event %s): %w", e.Type, e.SchemaVersion, e.ID, err)
+		}
+		if v == e.SchemaVersion {
+			return nil
+		}
+		e.SchemaVersion, e.Data = v, data
+	}
+}
+
+// Head is the position of the last event a reader can see now.
+func (s *Store) Head(ctx context.Context) (Position, error) {
+	var p Position
+	var xid int64
+	err := s.pool.QueryRow(ctx, `SELECT transaction_id::text::bigint, "offset" FROM `+Table+`
+		WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+		ORDER BY transaction_id DESC, "offset" DESC LIMIT 1`).Scan(&xid, &p.Offset)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Start, nil
+	}
+	if err != nil {
+		return Position{}, fmt.Errorf("head: %w", err)
+	}
+	p.TransactionID = uint64(xid)
+	return p, nil
+}

@@ -1,0 +1,74 @@
+package http
+
+import (
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+
+	"github.com/tradeops/tradeops/domain"
+)
+
+// errorBody is the one error shape of the API.
+type errorBody struct {
+	Error errorDetail `json:"error"`
+}
+
+type errorDetail struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// statusOf maps an error kind to an HTTP status: the only place that does.
+func statusOf(k domain.Kind) int {
+	switch k {
+	case domain.KindInvalid:
+		return http.StatusBadRequest
+	case domain.KindUnauthorized:
+		return http.StatusUnauthorized
+	case domain.KindForbidden:
+		return http.StatusForbidden
+	case domain.KindNotFound:
+		return http.StatusNotFound
+	case domain.KindConflict:
+		return http.StatusConflict
+	case domain.KindTooMany:
+		return http.StatusTooManyRequests
+	case domain.KindUnavailable:
+		return http.StatusServiceUnavailable
+	case domain.KindUpstream:
+		return http.StatusBadGateway
+	}
+	return http.StatusInternalServerError
+}
+
+// WriteError writes err in the API's error shape. Classified errors keep
+// their code and caller-safe message; anything else is logged and answered
+// with a generic 500 that reveals nothing.
+func WriteError(w http.ResponseWriter, r *http.Request, err error) {
+	var e *domain.Error
+	if !errors.As(err, &e) {
+		slog.ErrorContext(r.Context(), "request failed", "err", err)
+		e = &domain.Error{Kind: domain.KindInternal, Code: "internal", Message: "internal error"}
+	}
+	status := statusOf(e.Kind)
+	if status >= 500 && e.Err != nil {
+		slog.ErrorContext(r.Context(), "request failed", "code", e.Code, "err", e.Err)
+	}
+	if e.RetryAfterSeconds > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(e.RetryAfterSeconds))
+	}
+	writeErrorStatus(w, status, e.Code, e.Message)
+}
+
+func writeErrorStatus(w http.ResponseWriter, status int, code, message string) {
+	WriteJSON(w, status, errorBody{Error: errorDetail{Code: code, Message: message}})
+}
+
+// WriteJSON writes v as the JSON response body with status.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}

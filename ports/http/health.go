@@ -1,0 +1,34 @@
+package http
+
+import (
+	"context"
+	"net/http"
+	"time"
+)
+
+// HealthChecker reports whether the database answers.
+type HealthChecker interface {
+	Ping(ctx context.Context) error
+}
+
+type healthResponse struct {
+	Status   string `json:"status"`
+	Database string `json:"database"`
+	Version  string `json:"version"`
+}
+
+// healthHandler answers 200 "ok" when the database answers within a second,
+// 503 "degraded" otherwise. It pings on every call, so it turns ok again on
+// its own when the database comes back.
+func healthHandler(version string, h HealthChecker) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), time.Second)
+		defer cancel()
+		if err := h.Ping(ctx); err != nil {
+			LoggerFrom(r.Context()).Warn("health: database unreachable", "err", err)
+			WriteJSON(w, http.StatusServiceUnavailable, healthResponse{Status: "degraded", Database: "unreachable", Version: version})
+			return
+		}
+		WriteJSON(w, http.StatusOK, healthResponse{Status: "ok", Database: "ok", Version: version})
+	})
+}

@@ -1,0 +1,206 @@
+// Package http is tradeops' inbound HTTP port: it translates requests into
+// app calls and app results (or classified errors) into responses. It holds
+// no business rules.
+package http
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/gorilla/mux"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/tradeops/tradeops/app"
+)
+
+// Registrar adds one feature's routes to the router.
+type Registrar func(r *mux.Router)
+
+// Options configure the handler.
+type Options struct {
+	Version  string
+	Health   HealthChecker
+	Registry *prometheus.Registry
+	Logger   *slog.Logger
+	// Ready reports whether the service finished starting (migrations
+	// applied). Until then every route but /healthz and /metrics answers 503.
+	Ready func() bool
+	// TrustProxyHeaders takes the client IP from X-Forwarded-For / X-Real-IP
+	// (only behind a proxy that sets them; otherwise clients could spoof it).
+	TrustProxyHeaders bool
+}
+
+// NewHandler builds the API: common middleware, /healthz, /metrics and every
+// feature's routes.
+func NewHandler(opts Options, features ...Registrar) http.Handler {
+	r := mux.NewRouter()
+	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		writeErrorStatus(w, http.StatusNotFound, "not_found", "no such endpoint")
+	})
+	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		writeErrorStatus(w, http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed on this endpoint")
+	})
+	r.Handle("/healthz", healthHandler(opts.Version, opts.Health)).Methods(http.MethodGet)
+	r.Handle("/metrics", promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{})).Methods(http.MethodGet)
+	api := r.NewRoute().Subrouter()
+	api.Use(readyGate(opts.Ready))
+	for _, f := range features {
+		f(api)
+	}
+	m := newHTTPMetrics(opts.Registry)
+	return requestContext(opts, m.instrument(r, recoverer(r)))
+}
+
+// requestContext gives every request an id (X-Request-ID, taken from the
+// caller when sane), a logger carrying it, the client IP, and the body limit.
+func requestContext(opts Options, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get("X-Request-ID")
+		if !validRequestID(id) {
+			id = uuid.NewString()
+		}
+		w.Header().Set("X-Request-ID", id)
+		ctx := app.WithCaller(r.Context(), app.Caller{RequestID: id, ClientIP: clientIP(r, opts.TrustProxyHeaders)})
+		ctx = withLogger(ctx, opts.Logger.With("request_id", id))
+		r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
+}
+
+func validRequestID(id string) bool {
+	if id == "" || len(id) > 128 {
+		return false
+	}
+	for _, c := range id {
+		if !(c == '-' || c == '_' || c == '.' || (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z')) {
+			return false
+		}
+	}
+	return true
+}
+
+func clientIP(r *http.Request, trustProxy bool) string {
+	if trustProxy {
+		if v := r.Header.Get("X-Real-IP"); v != "" && net.ParseIP(v) != nil {
+			return v
+		}
+		if v := r.Header.Get("X-Forwarded-For"); v != "" {
+			first, _, _ := strings.Cut(v, ",")
+			if first = strings.TrimSpace(first); net.ParseIP(first) != nil {
+				return first
+			}
+		}
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+func readyGate(ready func() bool) mux.MiddlewareFunc {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if ready != nil && !ready() {
+				w.Header().Set("Retry-After", "1")
+				writeErrorStatus(w, http.StatusServiceUnavailable, "starting", "the service is starting; the database is not ready yet")
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+func recoverer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				LoggerFrom(r.Context()).Error("panic serving request", "panic", v)
+				writeErrorStatus(w, http.StatusInternalServerError, "internal", "internal error")
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+type loggerKey struct{}
+
+func withLogger(ctx context.Context, l *slog.Logger) context.Context {
+	return context.WithValue(ctx, loggerKey{}, l)
+}
+
+// LoggerFrom returns the request's logger (with its request id).
+func LoggerFrom(ctx context.Context) *slog.Logger {
+	if l, ok := ctx.Value(loggerKey{}).(*slog.Logger); ok {
+		return l
+	}
+	return slog.Default()
+}
+
+// statusRecorder remembers the status a handler wrote.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+type httpMetrics struct {
+	latency *prometheus.HistogramVec
+}
+
+func newHTTPMetrics(reg *prometheus.Registry) *httpMetrics {
+	m := &httpMetrics{latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "tradeops_http_request_duration_seconds",
+		Help:    "HTTP request latency by route template, method and status.",
+		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+	}, []string{"route", "method", "status"})}
+	reg.MustRegister(m.latency)
+	return m
+}
+
+// instrument records latency per route template (never the raw path, whose
+// ids would explode the label space) and logs one line per request. The
+// route is resolved by matching the router before serving.
+func (m *httpMetrics) instrument(router *mux.Router, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w}
+		next.ServeHTTP(rec, r)
+		route := "unmatched"
+		var match mux.RouteMatch
+		if router.Match(r, &match) && match.Route != nil {
+			if t, err := match.Route.GetPathTemplate(); err == nil {
+				route = t
+			}
+		}
+		if rec.status == 0 {
+			rec.status = http.StatusOK
+		}
+		d := time.Since(start)
+		m.latency.WithLabelValues(route, r.Method, strconv.Itoa(rec.status)).Observe(d.Seconds())
+		LoggerFrom(r.Context()).Info("request", "method", r.Method, "route", route, "status", rec.status, "duration_ms", float64(d.Microseconds())/1000)
+	})
+}
