@@ -2,7 +2,7 @@
 # Prints a DATABASE_URL for `make run` / `make test`, starting PostgreSQL if needed:
 #   1. $DATABASE_URL when set;
 #   2. else the server on 127.0.0.1:5432 when it answers;
-#   3. else a private cluster under .data/pg on a free port (stop it: make stop-db),
+#   3. else (or when DEVDB_PRIVATE=1) a private cluster under .data/pg on a free port (stop it: make stop-db),
 #      installing PostgreSQL with apt-get first when it is missing and we are root.
 # Usage: scripts/devdb.sh DBNAME   (the database is created when missing)
 #        scripts/devdb.sh --stop
@@ -49,7 +49,7 @@ if [ -n "${DATABASE_URL:-}" ]; then
 	exit 0
 fi
 
-if answers 127.0.0.1 5432; then
+if [ "${DEVDB_PRIVATE:-}" != 1 ] && answers 127.0.0.1 5432; then
 	url="postgres://postgres@127.0.0.1:5432"
 	ensure_db "$url/postgres?sslmode=disable"
 	echo "$url/$dbname?sslmode=disable"
