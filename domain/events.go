@@ -22,3 +22,13 @@ const (
 	EventKeyRotationReencrypt = "security.key_rotation.reencrypt"
 	EventKeyRotationPrune     = "security.key_rotation.prune"
 )
+
+// Identity events added with users (issue #3).
+const (
+	EventPasswordChanged  = "user.password.changed"
+	EventTwoFactorSetup   = "auth.2fa.setup"
+	EventTwoFactorFailure = "auth.2fa.failure"
+)
+
+// EventAuditReseal records that the audit hash chain was re-sealed (issue #4).
+const EventAuditReseal = "audit.reseal"

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 
 	wsql "github.com/ThreeDotsLabs/watermill-sql/v4/pkg/sql"
 )
@@ -29,7 +30,9 @@ const (
 //     hits UNIQUE(stream_id, stream_version) (23505); both become
 //     ErrConcurrency. A watermill Publisher using this adapter therefore gets
 //     the same guarantees as Store.Append — nothing is silently dropped, which
-//     is what ON CONFLICT DO NOTHING would do.
+//     is what ON CONFLICT DO NOTHING would do. (Only Store.Append serialises
+//     "any" appends to a stream with a lock; a publisher sending
+//     expected_version -1 gets the 23505 of a lost race and must retry.)
 //   - SelectQuery uses a keyset predicate, an index range scan, where the
 //     default OR predicate scans the whole backlog on every poll.
 //   - SchemaInitializingQueries is left to migrations (see migrations/), so
@@ -52,8 +55,9 @@ func (SchemaAdapter) SchemaInitializingQueries(wsql.SchemaInitializingQueriesPar
 	return nil, nil
 }
 
-// appendSQL is the single-statement, version-checked append. $1 stream id,
-// $2 expected version (-1 = any), $3 recorded_at, then one array per column.
+// appendSQL is the single-statement, version-checked append for large
+// batches. $1 stream id, $2 expected version (-1 = any), $3 recorded_at, then
+// one array per column.
 const appendSQL = `
 WITH cur AS (
 	SELECT coalesce(max(stream_version), 0) AS v FROM ` + Table + ` WHERE stream_id = $1
@@ -65,6 +69,35 @@ SELECT e.id, e.payload, e.metadata, pg_current_xact_id(), $1,
 FROM cur, unnest($4::text[], $5::json[], $6::json[], $7::text[], $8::int[])
 	WITH ORDINALITY AS e(id, payload, metadata, event_type, schema_version, n)
 RETURNING stream_version`
+
+// maxValuesBatch is the largest batch appended with a VALUES list (one
+// parameter per column per event) instead of arrays. The array form costs
+// about a third of the append throughput for the common one-event command
+// (array input and the function scan); the VALUES form is within a few per
+// cent of a plain INSERT into a table of the same shape. Each batch size is
+// its own prepared statement, hence the bound.
+const maxValuesBatch = 8
+
+// valuesSQL[n-1] is appendSQL with a VALUES list of n rows: $1..$3 as in
+// appendSQL, then id, payload, metadata, event_type, schema_version per event.
+var valuesSQL = func() (out [maxValuesBatch]string) {
+	for n := 1; n <= maxValuesBatch; n++ {
+		var rows []string
+		for i := 0; i < n; i++ {
+			p := 4 + 5*i
+			rows = append(rows, fmt.Sprintf("($%d, $%d::json, $%d::json, $%d, $%d::int, %d)", p, p+1, p+2, p+3, p+4, i+1))
+		}
+		out[n-1] = `
+INSERT INTO ` + Table + ` (uuid, payload, metadata, transaction_id, stream_id, stream_version, event_type, schema_version, recorded_at)
+SELECT e.id, e.payload, e.metadata, pg_current_xact_id(), $1,
+	CASE WHEN $2::bigint < 0 OR cur.v = $2::bigint THEN cur.v + e.n END,
+	e.event_type, e.schema_version, $3::timestamptz
+FROM (SELECT coalesce(max(stream_version), 0) AS v FROM ` + Table + ` WHERE stream_id = $1) AS cur,
+	(VALUES ` + strings.Join(rows, ", ") + `) AS e(id, payload, metadata, event_type, schema_version, n)
+RETURNING stream_version`
+	}
+	return out
+}()
 
 // InsertQuery builds the version-checked append for msgs, which must all
 // belong to the stream named in the first message's metadata.
@@ -104,6 +137,14 @@ func (s SchemaAdapter) InsertQuery(params wsql.InsertQueryParams) (wsql.Query, e
 			return wsql.Query{}, fmt.Errorf("marshal metadata: %w", err)
 		}
 		ids[i], payloads[i], metas[i] = m.UUID, string(m.Payload), string(md)
+	}
+	if n <= maxValuesBatch {
+		args := make([]any, 3, 3+5*n)
+		args[0], args[1], args[2] = stream, expected, first.Get(mdRecordedAt)
+		for i := range n {
+			args = append(args, ids[i], payloads[i], metas[i], types[i], versions[i])
+		}
+		return wsql.Query{Query: valuesSQL[n-1], Args: args}, nil
 	}
 	return wsql.Query{
 		Query: appendSQL,

@@ -5,12 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/ThreeDotsLabs/watermill/message"
 	wsql "github.com/ThreeDotsLabs/watermill-sql/v4/pkg/sql"
+	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -70,9 +71,11 @@ func New(pool *pgxpool.Pool, opts ...Option) *Store {
 // rows in the same transaction as their events (see AppendTx).
 func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 
-// Append appends events to stream in one autocommit statement. With Any it
-// retries a lost race a few times; with an exact version a mismatch returns
-// ErrConcurrency.
+// Append appends events to stream in one autocommit statement. With an
+// exact version a mismatch returns ErrConcurrency. With Any, appends to one
+// stream queue on a transaction-scoped advisory lock (sent in the same round
+// trip), so they never race each other; a race lost to a concurrent
+// exact-version append is retried a few times.
 func (s *Store) Append(ctx context.Context, stream string, expected ExpectedVersion, md Metadata, events ...NewEvent) (AppendResult, error) {
 	for attempt := 0; ; attempt++ {
 		res, err := s.append(ctx, s.pool, stream, expected, md, events)
@@ -84,8 +87,10 @@ func (s *Store) Append(ctx context.Context, stream string, expected ExpectedVers
 }
 
 // AppendTx appends inside tx, so the events commit or roll back together
-// with whatever else the command writes in tx. With Any, a lost race is
-// retried inside a savepoint so tx stays usable.
+// with whatever else the command writes in tx. With Any, the stream's lock
+// is held until tx ends (other Any appends to the stream wait for it), and a
+// lost race is retried inside a savepoint so tx stays usable; the retry only
+// helps in READ COMMITTED, where each statement takes a new snapshot.
 func (s *Store) AppendTx(ctx context.Context, tx pgx.Tx, stream string, expected ExpectedVersion, md Metadata, events ...NewEvent) (AppendResult, error) {
 	if expected != Any {
 		return s.append(ctx, tx, stream, expected, md, events)
@@ -140,17 +145,56 @@ func (s *Store) append(ctx context.Context, q Querier, stream string, expected E
 	if err != nil {
 		return AppendResult{}, fmt.Errorf("append: %w", err)
 	}
-	rows, err := q.Query(ctx, query.Query, query.Args...)
+	var versions []int64
+	if b, ok := q.(batcher); ok && expected == Any {
+		// Any appenders of one stream queue on a transaction-scoped advisory
+		// lock, taken in the same round trip and the same (implicit or
+		// caller's) transaction as the INSERT. The INSERT's snapshot is taken
+		// after the lock is granted, so it sees the previous holder's
+		// committed version instead of racing it into a unique violation:
+		// without the lock, 50 concurrent Any appends to one stream exhausted
+		// their retries and returned ErrConcurrency.
+		batch := &pgx.Batch{}
+		batch.Queue(lockStreamSQL, stream)
+		batch.Queue(query.Query, query.Args...)
+		br := b.SendBatch(ctx, batch)
+		if _, err = br.Exec(); err == nil {
+			versions, err = pgx.CollectRows(rowsOf(br.Query()), pgx.RowTo[int64])
+		}
+		if cerr := br.Close(); err == nil {
+			err = cerr
+		}
+	} else {
+		var rows pgx.Rows
+		if rows, err = q.Query(ctx, query.Query, query.Args...); err == nil {
+			versions, err = pgx.CollectRows(rows, pgx.RowTo[int64])
+		}
+	}
 	if err != nil {
 		return AppendResult{}, classify(err)
 	}
-	versions, err := pgx.CollectRows(rows, pgx.RowTo[int64])
-	if err != nil {
-		return AppendResult{}, classify(err)
+	if len(versions) != len(events) {
+		return AppendResult{}, fmt.Errorf("append: %d of %d events inserted", len(versions), len(events))
 	}
-	res.Version = versions[len(versions)-1]
+	// RETURNING's row order is not guaranteed; the stream's version after
+	// the append is the highest one inserted.
+	res.Version = slices.Max(versions)
 	return res, nil
 }
+
+// lockStreamSQL serialises Any appends to one stream until the appending
+// transaction ends. The two-key form keeps the store's locks apart from
+// single-key advisory locks (migrations); the class id spells "EVTS".
+const lockStreamSQL = `SELECT pg_advisory_xact_lock(1163285587, hashtext($1))`
+
+// batcher is implemented by *pgxpool.Pool and pgx.Tx.
+type batcher interface {
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
+}
+
+// rowsOf drops the error of a BatchResults.Query: pgx reports it again from
+// the rows' Err, which CollectRows returns.
+func rowsOf(rows pgx.Rows, _ error) pgx.Rows { return rows }
 
 func metadataMap(md Metadata, stream string, e NewEvent, expected ExpectedVersion, recordedAt string) message.Metadata {
 	m := message.Metadata{
@@ -193,7 +237,10 @@ type Filter struct {
 	Until      time.Time // recorded_at < Until
 }
 
-const selectColumns = `"offset", transaction_id::text::bigint, uuid, stream_id, stream_version, event_type, schema_version, payload::text, metadata::text, recorded_at`
+// selectColumns aliases the converted transaction id: unaliased, it would be
+// an output column named transaction_id, which ORDER BY transaction_id binds
+// to before the table column — sorting every row instead of walking the index.
+const selectColumns = `"offset", transaction_id::text::bigint AS xid, uuid, stream_id, stream_version, event_type, schema_version, payload::text, metadata::text, recorded_at`
 
 // Read returns up to limit events after `after`, in store order, skipping
 // none: only transactions below the snapshot's xmin are read, so a slower
@@ -208,6 +255,17 @@ func (s *Store) ReadIn(ctx context.Context, q Querier, after Position, limit int
 	if limit <= 0 {
 		return nil, errors.New("read: limit must be positive")
 	}
+	sql, args := readSQL(selectColumns, after, limit, f)
+	rows, err := q.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, fmt.Errorf("read events: %w", err)
+	}
+	return s.collect(rows)
+}
+
+// readSQL is the gap-free keyset read of up to limit events after `after`
+// matching f, selecting columns. Replay shares it with ReadIn.
+func readSQL(columns string, after Position, limit int, f Filter) (string, []any) {
 	where := []string{`(transaction_id, "offset") > ($1::text::xid8, $2)`, `transaction_id < pg_snapshot_xmin(pg_current_snapshot())`}
 	args := []any{strconv.FormatUint(after.TransactionID, 10), after.Offset}
 	add := func(cond string, v any) {
@@ -230,13 +288,8 @@ func (s *Store) ReadIn(ctx context.Context, q Querier, after Position, limit int
 		add("recorded_at < ?", f.Until)
 	}
 	args = append(args, limit)
-	sql := `SELECT ` + selectColumns + ` FROM ` + Table + ` WHERE ` + strings.Join(where, " AND ") +
-		` ORDER BY transaction_id, "offset" LIMIT $` + strconv.Itoa(len(args))
-	rows, err := q.Query(ctx, sql, args...)
-	if err != nil {
-		return nil, fmt.Errorf("read events: %w", err)
-	}
-	return s.collect(rows)
+	return `SELECT ` + columns + ` FROM ` + Table + ` WHERE ` + strings.Join(where, " AND ") +
+		` ORDER BY transaction_id, "offset" LIMIT $` + strconv.Itoa(len(args)), args
 }
 
 // ReadStream returns the events of one stream with a version above
@@ -256,17 +309,23 @@ func (s *Store) ReadStream(ctx context.Context, q Querier, stream string, afterV
 func (s *Store) collect(rows pgx.Rows) ([]Event, error) {
 	defer rows.Close()
 	var out []Event
-	var data, md string
 	for rows.Next() {
 		var e Event
 		var xid int64
+		// payload and metadata are nullable in watermill's table layout; a
+		// NULL (a row from another writer of the topic) must not make the
+		// event unreadable, which would stall every subscriber behind it.
+		// pgx gives each row fresh []byte copies (nil for NULL).
+		var data, md []byte
 		if err := rows.Scan(&e.Offset, &xid, &e.ID, &e.StreamID, &e.StreamVersion, &e.Type, &e.SchemaVersion, &data, &md, &e.RecordedAt); err != nil {
 			return nil, fmt.Errorf("scan event: %w", err)
 		}
 		e.TransactionID = uint64(xid)
-		e.Data = json.RawMessage(data)
-		if err := json.Unmarshal([]byte(md), &e.Metadata); err != nil {
-			return nil, fmt.Errorf("event %s metadata: %w", e.ID, err)
+		e.Data = data
+		if md != nil {
+			if err := json.Unmarshal(md, &e.Metadata); err != nil {
+				return nil, fmt.Errorf("event %s metadata: %w", e.ID, err)
+			}
 		}
 		e.RecordedAt = e.RecordedAt.UTC()
 		if err := s.upcast(&e); err != nil {
@@ -301,7 +360,7 @@ func (s *Store) upcast(e *Event) error {
 func (s *Store) Head(ctx context.Context) (Position, error) {
 	var p Position
 	var xid int64
-	err := s.pool.QueryRow(ctx, `SELECT transaction_id::text::bigint, "offset" FROM `+Table+`
+	err := s.pool.QueryRow(ctx, `SELECT transaction_id::text::bigint AS xid, "offset" FROM `+Table+`
 		WHERE transaction_id < pg_snapshot_xmin(pg_current_snapshot())
 		ORDER BY transaction_id DESC, "offset" DESC LIMIT 1`).Scan(&xid, &p.Offset)
 	if errors.Is(err, pgx.ErrNoRows) {

@@ -11,7 +11,7 @@ import (
 
 func runEvents(ctx context.Context, getenv env, io stdio, args []string) error {
 	if len(args) == 0 || args[0] != "replay" {
-		return usageError("usage: tradeops events replay [--stream S] [--type PREFIX] [--actor USER_ID] [--since RFC3339] [--until RFC3339] [--after XID:OFFSET] [--limit N] [--follow]")
+		return usageError("usage: tradeops events replay [--stream S] [--type PREFIX] [--actor USER_ID] [--since RFC3339] [--until RFC3339] [--after XID:OFFSET] [--limit N] [--follow] [--verify]")
 	}
 	fs := flag.NewFlagSet("events replay", flag.ContinueOnError)
 	fs.SetOutput(io.err)
@@ -24,6 +24,7 @@ func runEvents(ctx context.Context, getenv env, io stdio, args []string) error {
 		after  = fs.String("after", "", "start after this checkpoint (TRANSACTION_ID:OFFSET, as printed in \"position\")")
 		limit  = fs.Int64("limit", 0, "stop after N events (0 = all)")
 		follow = fs.Bool("follow", false, "keep tailing new events until interrupted")
+		verify = fs.Bool("verify", false, "verify the audit seal while replaying (the whole chain, whatever the filters); exit 1 at the first break")
 	)
 	if err := fs.Parse(args[1:]); err != nil {
 		return &exitError{code: 2, err: err}
@@ -53,11 +54,22 @@ func runEvents(ctx context.Context, getenv env, io stdio, args []string) error {
 		return err
 	}
 	defer pool.Close()
-	n, last, err := eventstore.New(pool).Replay(ctx, io.out, opts)
+	out := io.out
+	var seal *sealCheck
+	if *verify {
+		if seal, err = newSealCheck(ctx, pool, io.out); err != nil {
+			return err
+		}
+		out = seal
+	}
+	n, last, err := eventstore.New(pool).Replay(ctx, out, opts)
 	if err != nil && !(opts.Follow && ctx.Err() != nil) {
 		return err
 	}
 	fmt.Fprintf(io.err, "replayed %d events; last position %s\n", n, last)
+	if seal != nil {
+		return seal.finish(ctx, io.err)
+	}
 	return nil
 }
 

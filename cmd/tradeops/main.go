@@ -46,9 +46,13 @@ type command struct {
 
 // commands lists the subcommands; `tradeops help` prints them.
 var commands = map[string]command{
-	"serve":   {"run the HTTP API (and the projections unless --projections=off)", runServe},
-	"migrate": {"apply the database migrations and exit", runMigrate},
-	"events":  {"forensics on the event stream: events replay [filters]", runEvents},
+	"serve":       {"run the HTTP API (and the projections unless --projections=off)", runServe},
+	"migrate":     {"apply the database migrations and exit", runMigrate},
+	"events":      {"forensics on the event stream: events replay [filters]", runEvents},
+	"users":       {"manage accounts: users create|list|set-role|reset-password|disable-2fa", runUsers},
+	"worker":      {"run the projections without the API (scale them apart from serve)", runWorker},
+	"projections": {"read models: projections status | rebuild NAME|--all", runProjections},
+	"audit":       {"tamper evidence: audit verify [--against HEAD_FILE] | audit head", runAudit},
 }
 
 func run(ctx context.Context, args []string, getenv env, stdin io.Reader, stdout, stderr io.Writer) error {

@@ -22,8 +22,12 @@ func runServe(ctx context.Context, getenv env, io stdio, args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(io.err)
 	dev := fs.Bool("dev", false, "development mode: generate throwaway secrets when missing, seed demo users")
+	runProjs := fs.String("projections", "on", "run the projections in this process: on, or off when `tradeops worker` runs them")
 	if err := fs.Parse(args); err != nil {
 		return &exitError{code: 2, err: err}
+	}
+	if *runProjs != "on" && *runProjs != "off" {
+		return usageError("--projections must be on or off")
 	}
 	cfg, err := loadConfig(getenv, *dev)
 	if err != nil {
@@ -45,7 +49,10 @@ func runServe(ctx context.Context, getenv env, io stdio, args []string) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		postgres.NewPoolCollector(pool))
 	store := eventstore.New(pool, eventstore.WithObserver(eventstore.NewPrometheusObserver(reg)))
-	_ = store // used by the features wired below as they land
+	identity, err := newIdentity(ctx, cfg, getenv, store, io.err, log)
+	if err != nil {
+		return err
+	}
 
 	var ready atomic.Bool
 	handler := porthttp.NewHandler(porthttp.Options{
@@ -55,7 +62,7 @@ func runServe(ctx context.Context, getenv env, io stdio, args []string) error {
 		Logger:            log,
 		Ready:             ready.Load,
 		TrustProxyHeaders: cfg.TrustProxy,
-	})
+	}, identity.routes, auditRoutes(pool, identity.auth))
 
 	ln, err := net.Listen("tcp", cfg.ListenAddr)
 	if err != nil {
@@ -69,8 +76,14 @@ func runServe(ctx context.Context, getenv env, io stdio, args []string) error {
 		if err := postgres.MigrateWithRetry(ctx, pool, log); err != nil {
 			return // shutting down
 		}
+		if err := identity.start(ctx); err != nil {
+			return // shutting down
+		}
 		ready.Store(true)
 		log.Info("database ready; serving the API")
+		if *runProjs == "on" {
+			startProjections(ctx, pool, store, reg, log)
+		}
 	}()
 
 	return serveHTTP(ctx, ln, handler, log)

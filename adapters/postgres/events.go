@@ -1,0 +1,32 @@
+package postgres
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/tradeops/tradeops/app"
+	"github.com/tradeops/tradeops/domain"
+	"github.com/tradeops/tradeops/eventstore"
+)
+
+// appendEvents appends domain events to stream inside tx, with the metadata
+// of ctx's caller.
+func appendEvents(ctx context.Context, store *eventstore.Store, tx pgx.Tx, stream string, expected eventstore.ExpectedVersion, events ...domain.Event) error {
+	out := make([]eventstore.NewEvent, len(events))
+	for i, e := range events {
+		data, err := json.Marshal(e.Data)
+		if err != nil {
+			return fmt.Errorf("marshal %s: %w", e.Type, err)
+		}
+		out[i] = eventstore.NewEvent{Type: e.Type, SchemaVersion: e.SchemaVersion, Data: data}
+	}
+	c := app.CallerFrom(ctx)
+	md := eventstore.Metadata{ActorID: c.UserID, ActorEmail: c.Email, CorrelationID: c.RequestID, ClientIP: c.ClientIP}
+	if _, err := store.AppendTx(ctx, tx, stream, expected, md, out...); err != nil {
+		return fmt.Errorf("append to %s: %w", stream, err)
+	}
+	return nil
+}

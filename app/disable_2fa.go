@@ -1,0 +1,28 @@
+package app
+
+import (
+	"context"
+	"time"
+
+	"github.com/tradeops/tradeops/domain"
+)
+
+// DisableTwoFactorHandler turns the caller's 2FA off, given a valid code
+// (auth.2fa.disabled). Every token issued before stops working.
+type DisableTwoFactorHandler struct{ check *otpCheck }
+
+func NewDisableTwoFactorHandler(users UserRepository, attempts LoginAttempts, keyring Keyring, totp TOTP,
+	policy domain.ThrottlePolicy, now func() time.Time,
+) *DisableTwoFactorHandler {
+	return &DisableTwoFactorHandler{check: &otpCheck{users, attempts, keyring, totp, policy, now}}
+}
+
+func (h *DisableTwoFactorHandler) Handle(ctx context.Context, code domain.Secret) error {
+	return h.check.run(ctx, "disable", code, func(u *domain.User, c *Credentials, now time.Time) error {
+		if err := u.DisableTwoFactor(now, false); err != nil {
+			return err
+		}
+		c.TOTP = nil
+		return nil
+	})
+}

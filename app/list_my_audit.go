@@ -1,0 +1,30 @@
+package app
+
+import "context"
+
+// ListMyAudit asks for the caller's own audit trail, newest first.
+type ListMyAudit struct {
+	Limit  int    // 1..MaxAuditLimit
+	Before string // a cursor from a previous page; empty for the newest
+	Type   string // only this event type; empty for all
+}
+
+// ListMyAuditHandler lists the events the calling user caused, and only
+// those: the actor filter comes from the authenticated caller, never from
+// the request.
+type ListMyAuditHandler struct{ log AuditLog }
+
+func NewListMyAuditHandler(log AuditLog) *ListMyAuditHandler { return &ListMyAuditHandler{log: log} }
+
+func (h *ListMyAuditHandler) Handle(ctx context.Context, q ListMyAudit) (AuditPage, error) {
+	c := CallerFrom(ctx)
+	if c.UserID == "" {
+		return AuditPage{}, errUnauthenticated
+	}
+	aq, err := pageQuery(q.Limit, q.Before, q.Type)
+	if err != nil {
+		return AuditPage{}, err
+	}
+	aq.ActorID = c.UserID
+	return listPage(ctx, h.log, aq)
+}

@@ -1,0 +1,165 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/tradeops/tradeops/adapters/argon2id"
+	"github.com/tradeops/tradeops/adapters/keyring"
+	"github.com/tradeops/tradeops/adapters/postgres"
+	"github.com/tradeops/tradeops/adapters/token"
+	"github.com/tradeops/tradeops/adapters/totp"
+	"github.com/tradeops/tradeops/app"
+	"github.com/tradeops/tradeops/domain"
+	"github.com/tradeops/tradeops/eventstore"
+	porthttp "github.com/tradeops/tradeops/ports/http"
+)
+
+// accessCacheTTL bounds how long another process's revocation (a logout on
+// another replica, a CLI role change) takes to reach this one; this
+// process's own changes apply at once.
+const accessCacheTTL = 5 * time.Second
+
+// identity is the wired identity feature (issue #3): its routes, the
+// middleware other features guard theirs with, and the start-up work.
+type identity struct {
+	routes porthttp.Registrar
+	auth   *porthttp.Authenticator
+	// start runs once the schema is migrated: dev seeding and risk profile
+	// binding. It returns only when done or when ctx ends.
+	start func(ctx context.Context) error
+}
+
+// identityDeps are the knobs tests turn; serve uses the defaults.
+type identityDeps struct {
+	now      func() time.Time
+	policy   domain.ThrottlePolicy
+	tokenTTL time.Duration
+}
+
+var defaultIdentityDeps = identityDeps{now: time.Now, policy: domain.DefaultThrottlePolicy, tokenTTL: token.DefaultTTL}
+
+func newIdentity(ctx context.Context, cfg config, getenv env, store *eventstore.Store, out io.Writer, log *slog.Logger) (*identity, error) {
+	return wireIdentity(ctx, cfg, getenv, store, out, log, defaultIdentityDeps)
+}
+
+func wireIdentity(ctx context.Context, cfg config, getenv env, store *eventstore.Store, out io.Writer, log *slog.Logger, d identityDeps) (*identity, error) {
+	binding, err := riskProfileBinding(getenv, cfg.Dev)
+	if err != nil {
+		return nil, err
+	}
+	keys, err := keyring.New(cfg.EncryptionKey)
+	if err != nil {
+		return nil, usageError("ENCRYPTION_KEY: %v", err)
+	}
+	tokens, err := token.New(cfg.SecretKey, d.tokenTTL)
+	if err != nil {
+		return nil, usageError("SECRET_KEY: %v", err)
+	}
+	users := postgres.NewUsers(store, accessCacheTTL)
+	attempts := postgres.NewLoginAttempts(store)
+	hasher := argon2id.New(argon2id.OWASP, 0)
+	otp := totp.New()
+	login, err := app.NewLoginHandler(ctx, users, attempts, hasher, keys, otp, tokens, d.policy, d.now)
+	if err != nil {
+		return nil, err
+	}
+	auth := porthttp.NewAuthenticator(app.NewAuthenticateHandler(tokens, users, d.now))
+	routes := porthttp.IdentityRoutes(porthttp.Identity{
+		Login:            login,
+		Logout:           app.NewLogoutHandler(users, d.now),
+		SetupTwoFactor:   app.NewSetupTwoFactorHandler(users, keys, otp),
+		EnableTwoFactor:  app.NewEnableTwoFactorHandler(users, attempts, keys, otp, d.policy, d.now),
+		DisableTwoFactor: app.NewDisableTwoFactorHandler(users, attempts, keys, otp, d.policy, d.now),
+		Me:               app.NewGetMeHandler(users),
+	}, auth)
+	seed := app.NewSeedDemoUsersHandler(users, app.NewCreateUserHandler(users, hasher))
+	bind := app.NewBindRiskProfilesHandler(users)
+	log.Info("identity ready", "encryption_key_id", keys.KeyID())
+
+	startOnce := func(ctx context.Context) error {
+		if cfg.Dev {
+			created, err := seed.Handle(ctx, binding)
+			if err != nil {
+				return fmt.Errorf("seed demo users: %w", err)
+			}
+			printDemoUsers(out, created)
+		}
+		unknown, err := bind.Handle(ctx, binding)
+		if err != nil {
+			return err
+		}
+		for _, email := range unknown {
+			log.Warn("a RISK_PROFILE_*_EMAIL names no user yet; the binding applies at the next start", "email", email)
+		}
+		return nil
+	}
+	// Like the migrations, the start-up work is retried while the database
+	// misbehaves; the API stays closed (503) until it is done.
+	start := func(ctx context.Context) error {
+		ctx = app.WithCaller(ctx, app.Caller{Email: "system"})
+		for backoff := 250 * time.Millisecond; ; backoff = min(backoff*2, 10*time.Second) {
+			err := startOnce(ctx)
+			if err == nil {
+				return nil
+			}
+			log.Warn("identity start-up failed; retrying", "err", err, "retry_in", backoff.String())
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(backoff):
+			}
+		}
+	}
+	return &identity{routes: routes, auth: auth, start: start}, nil
+}
+
+// riskProfileBinding reads RISK_PROFILE_MODEL2_EMAIL and
+// RISK_PROFILE_LOOSE_EMAIL; --dev defaults them to the demo users.
+func riskProfileBinding(getenv env, dev bool) (app.RiskProfileBinding, error) {
+	b := app.RiskProfileBinding{}
+	for _, v := range []struct {
+		name, devDefault string
+		profile          domain.RiskProfile
+	}{
+		{"RISK_PROFILE_MODEL2_EMAIL", "model2@tradeops.local", domain.RiskProfileModel2},
+		{"RISK_PROFILE_LOOSE_EMAIL", "loose@tradeops.local", domain.RiskProfileLoose},
+	} {
+		raw := getenv(v.name)
+		if raw == "" && dev {
+			raw = v.devDefault
+		}
+		if raw == "" {
+			continue
+		}
+		email, err := domain.ParseEmail(raw)
+		if err != nil {
+			return nil, usageError("%s: %v", v.name, err)
+		}
+		if _, dup := b[email.String()]; dup {
+			return nil, usageError("RISK_PROFILE_MODEL2_EMAIL and RISK_PROFILE_LOOSE_EMAIL name the same user")
+		}
+		b[email.String()] = v.profile
+	}
+	return b, nil
+}
+
+// printDemoUsers shows the generated demo credentials once, framed so they
+// stand out from the JSON log lines around them.
+func printDemoUsers(w io.Writer, users []app.CreatedUser) {
+	if len(users) == 0 {
+		return
+	}
+	sort.Slice(users, func(i, j int) bool { return users[i].Email < users[j].Email })
+	rule := strings.Repeat("=", 72)
+	fmt.Fprintf(w, "\n%s\n  DEV MODE: demo users created (passwords are shown only this once)\n%s\n", rule, rule)
+	for _, u := range users {
+		fmt.Fprintf(w, "  %-32s %s\n", u.Email, u.GeneratedPassword.Reveal())
+	}
+	fmt.Fprintf(w, "%s\n\n", rule)
+}

@@ -1,0 +1,69 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/tradeops/tradeops/adapters/postgres"
+	"github.com/tradeops/tradeops/eventstore"
+	"github.com/tradeops/tradeops/projections"
+)
+
+// runWorker runs the projections without the API, for deployments that
+// scale them apart (then run serve with --projections=off). Several workers
+// may run: each batch of a projection is applied by exactly one of them.
+func runWorker(ctx context.Context, getenv env, io stdio, args []string) error {
+	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
+	fs.SetOutput(io.err)
+	metricsAddr := fs.String("metrics-addr", ":9091", "serve Prometheus metrics on this address (empty: off)")
+	if err := fs.Parse(args); err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(orDefault(getenv("LOG_LEVEL"), "info"))); err != nil {
+		return usageError("LOG_LEVEL must be one of debug, info, warn, error")
+	}
+	log := newLogger(io.out, level)
+	slog.SetDefault(log)
+	pool, err := openDB(ctx, getenv)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		postgres.NewPoolCollector(pool))
+
+	g, ctx := errgroup.WithContext(ctx)
+	if *metricsAddr != "" {
+		ln, err := net.Listen("tcp", *metricsAddr)
+		if err != nil {
+			return fmt.Errorf("listen on --metrics-addr %s: %w", *metricsAddr, err)
+		}
+		log.Info("serving metrics", "addr", ln.Addr().String())
+		g.Go(func() error { return serveHTTP(ctx, ln, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), log) })
+	}
+	g.Go(func() error {
+		if err := postgres.MigrateWithRetry(ctx, pool, log); err != nil {
+			return nil // shutting down
+		}
+		startProjections(ctx, pool, eventstore.New(pool), reg, log)
+		return nil
+	})
+	return g.Wait()
+}
+
+// startProjections keeps the live projections up to date until ctx ends.
+func startProjections(ctx context.Context, pool *pgxpool.Pool, store *eventstore.Store, reg prometheus.Registerer, log *slog.Logger) {
+	log.Info("projections running", "projections", projectionNames())
+	projections.NewRunner(pool, store, liveProjections(), projections.WithMetrics(reg), projections.WithLogger(log)).Run(ctx)
+}

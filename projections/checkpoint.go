@@ -1,0 +1,62 @@
+package projections
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/tradeops/tradeops/eventstore"
+)
+
+// checkpoint is a projection's stored place in the stream.
+type checkpoint struct {
+	eventstore.Position
+	Version int
+}
+
+// ensureCheckpoint creates p's checkpoint at the start of the stream unless
+// it exists. A new projection therefore replays the whole stream.
+func ensureCheckpoint(ctx context.Context, q eventstore.Querier, p Projection) error {
+	_, err := q.Exec(ctx, `INSERT INTO projection_checkpoints (name, version) VALUES ($1, $2)
+		ON CONFLICT (name) DO NOTHING`, p.Name(), p.Version())
+	if err != nil {
+		return fmt.Errorf("create checkpoint of %s: %w", p.Name(), err)
+	}
+	return nil
+}
+
+// errBusy means another runner (or a rebuild's swap) holds the checkpoint.
+var errBusy = errors.New("checkpoint locked elsewhere")
+
+// lockCheckpoint locks name's checkpoint row for the rest of tx. With skip,
+// a row locked elsewhere returns errBusy at once; otherwise it waits.
+func lockCheckpoint(ctx context.Context, tx pgx.Tx, name string, skip bool) (checkpoint, error) {
+	sql := `SELECT transaction_id, "offset", version FROM projection_checkpoints WHERE name = $1 FOR UPDATE`
+	if skip {
+		sql += ` SKIP LOCKED`
+	}
+	var c checkpoint
+	err := tx.QueryRow(ctx, sql, name).Scan(&c.TransactionID, &c.Offset, &c.Version)
+	if errors.Is(err, pgx.ErrNoRows) {
+		if skip {
+			return c, errBusy
+		}
+		return c, fmt.Errorf("projection %s has no checkpoint", name)
+	}
+	if err != nil {
+		return c, fmt.Errorf("lock checkpoint of %s: %w", name, err)
+	}
+	return c, nil
+}
+
+func saveCheckpoint(ctx context.Context, tx pgx.Tx, name string, version int, pos eventstore.Position) error {
+	_, err := tx.Exec(ctx, `UPDATE projection_checkpoints
+		SET transaction_id = $2, "offset" = $3, version = $4, updated_at = now(), last_error = NULL
+		WHERE name = $1`, name, pos.TransactionID, pos.Offset, version)
+	if err != nil {
+		return fmt.Errorf("save checkpoint of %s: %w", name, err)
+	}
+	return nil
+}

@@ -1,0 +1,227 @@
+package projections
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tradeops/tradeops/eventstore"
+)
+
+// EventReader is what projections need of the event store: gap-free ordered
+// reads on a given transaction, and the head of the stream.
+type EventReader interface {
+	ReadIn(ctx context.Context, q eventstore.Querier, after eventstore.Position, limit int, f eventstore.Filter) ([]eventstore.Event, error)
+	Head(ctx context.Context) (eventstore.Position, error)
+}
+
+// Runner keeps projections up to date with the stream. Each projection runs
+// independently: one failing or quarantining never holds up another.
+type Runner struct {
+	pool        *pgxpool.Pool
+	events      EventReader
+	projections []Projection
+	batchSize   int
+	poll        time.Duration
+	log         *slog.Logger
+	metrics     *metrics
+}
+
+// RunnerOption configures a Runner.
+type RunnerOption func(*Runner)
+
+// WithBatchSize sets the most events applied in one transaction (default 1000).
+func WithBatchSize(n int) RunnerOption { return func(r *Runner) { r.batchSize = n } }
+
+// WithPollInterval sets how often the head of the stream is checked for new
+// events (default 10ms). Live lag is about this interval.
+func WithPollInterval(d time.Duration) RunnerOption { return func(r *Runner) { r.poll = d } }
+
+// WithLogger sets the logger (default slog.Default()).
+func WithLogger(l *slog.Logger) RunnerOption { return func(r *Runner) { r.log = l } }
+
+// WithMetrics registers the runner's metrics — lag in events and seconds,
+// quarantined events, applied events, batch latency, errors — on reg.
+func WithMetrics(reg prometheus.Registerer) RunnerOption {
+	return func(r *Runner) { r.metrics = newMetrics(reg) }
+}
+
+// NewRunner returns a runner of projections over the events in pool.
+func NewRunner(pool *pgxpool.Pool, events EventReader, projections []Projection, opts ...RunnerOption) *Runner {
+	r := &Runner{pool: pool, events: events, projections: projections, batchSize: 1000,
+		poll: 10 * time.Millisecond, log: slog.Default()}
+	for _, o := range opts {
+		o(r)
+	}
+	if r.metrics == nil {
+		r.metrics = newMetrics(nil)
+	}
+	return r
+}
+
+// idleRecheck bounds how long a projection sleeps without a wake-up, in case
+// the head watcher missed a change (e.g. another replica held the batch).
+const idleRecheck = time.Second
+
+// Run applies new events to every projection until ctx ends. Failures are
+// logged, counted and retried with backoff, so Run only stops with ctx.
+func (r *Runner) Run(ctx context.Context) {
+	wakes := make([]chan struct{}, len(r.projections))
+	var wg sync.WaitGroup
+	for i, p := range r.projections {
+		wakes[i] = make(chan struct{}, 1)
+		wg.Go(func() { r.loop(ctx, p, wakes[i]) })
+	}
+	wg.Go(func() { r.watchHead(ctx, wakes) })
+	wg.Go(func() { r.refreshGauges(ctx) })
+	wg.Wait()
+}
+
+// watchHead polls the stream's head — one index probe — and wakes the
+// projections when it moves, so idle projections open no transactions.
+func (r *Runner) watchHead(ctx context.Context, wakes []chan struct{}) {
+	t := time.NewTicker(r.poll)
+	defer t.Stop()
+	var last eventstore.Position
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		head, err := r.events.Head(ctx)
+		if err != nil || head == last {
+			continue // a failing database shows in the projections' own errors
+		}
+		last = head
+		for _, w := range wakes {
+			select {
+			case w <- struct{}{}:
+			default:
+			}
+		}
+	}
+}
+
+func (r *Runner) loop(ctx context.Context, p Projection, wake <-chan struct{}) {
+	log := r.log.With("projection", p.Name())
+	var backoff time.Duration
+	var lastErr string
+	created := false
+	for ctx.Err() == nil {
+		var n int
+		var err error
+		if !created {
+			err = ensureCheckpoint(ctx, r.pool, p)
+			created = err == nil
+		}
+		if created {
+			n, err = r.step(ctx, p)
+		}
+		switch {
+		case err == nil && n == r.batchSize:
+			continue // more is waiting
+		case err == nil, errors.Is(err, errBusy):
+			backoff, lastErr = 0, ""
+			r.sleep(ctx, wake, idleRecheck)
+		case ctx.Err() != nil:
+			return
+		default:
+			r.metrics.errors.WithLabelValues(p.Name()).Inc()
+			if err.Error() != lastErr { // log a persistent failure once, not every retry
+				log.Error("projection failed; retrying", "err", err)
+				lastErr = err.Error()
+			}
+			r.recordError(ctx, p.Name(), err)
+			backoff = min(max(2*backoff, 100*time.Millisecond), 5*time.Second)
+			r.sleep(ctx, nil, backoff)
+		}
+	}
+}
+
+func (r *Runner) sleep(ctx context.Context, wake <-chan struct{}, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-wake:
+	case <-t.C:
+	}
+}
+
+// step applies the next batch: lock the checkpoint, read after it in the
+// same transaction, apply, move the checkpoint, commit. It returns how many
+// events it read.
+func (r *Runner) step(ctx context.Context, p Projection) (int, error) {
+	start := time.Now()
+	tx, err := r.pool.Begin(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("projection %s: begin: %w", p.Name(), err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after Commit
+	// SKIP LOCKED: another replica or a rebuild's swap has the batch; wait
+	// for the next wake-up instead of holding a connection in a lock queue.
+	cp, err := lockCheckpoint(ctx, tx, p.Name(), true)
+	if err != nil {
+		return 0, err
+	}
+	if cp.Version != p.Version() {
+		return 0, fmt.Errorf("read model %s is at version %d but this build writes version %d: run `tradeops projections rebuild %s`",
+			p.Name(), cp.Version, p.Version(), p.Name())
+	}
+	events, err := r.events.ReadIn(ctx, tx, cp.Position, r.batchSize, eventstore.Filter{})
+	if err != nil || len(events) == 0 {
+		return 0, err
+	}
+	quarantined, err := applyBatch(ctx, tx, p, liveTables, events, r.log)
+	if err != nil {
+		return 0, err
+	}
+	if err := saveCheckpoint(ctx, tx, p.Name(), p.Version(), events[len(events)-1].Position); err != nil {
+		return 0, err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return 0, fmt.Errorf("projection %s: commit: %w", p.Name(), err)
+	}
+	r.metrics.applied.WithLabelValues(p.Name()).Add(float64(len(events) - quarantined))
+	r.metrics.batch.WithLabelValues(p.Name()).Observe(time.Since(start).Seconds())
+	return len(events), nil
+}
+
+// recordError leaves the failure where `projections status` shows it
+// (best effort: the database may be what failed).
+func (r *Runner) recordError(ctx context.Context, name string, err error) {
+	msg := err.Error()
+	if len(msg) > maxErrorLen {
+		msg = msg[:maxErrorLen]
+	}
+	_, _ = r.pool.Exec(ctx, `UPDATE projection_checkpoints SET last_error = $2 WHERE name = $1`, name, msg)
+}
+
+// refreshGauges updates the lag and quarantine gauges every second.
+func (r *Runner) refreshGauges(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		statuses, err := ReadStatus(ctx, r.pool, r.projections)
+		if err != nil {
+			continue
+		}
+		for _, s := range statuses {
+			r.metrics.lagEvents.WithLabelValues(s.Name).Set(float64(s.LagEvents))
+			r.metrics.lagSeconds.WithLabelValues(s.Name).Set(s.LagSeconds)
+			r.metrics.quarantined.WithLabelValues(s.Name).Set(float64(s.Quarantined))
+		}
+	}
+}
