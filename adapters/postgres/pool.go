@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -20,6 +21,8 @@ import (
 // not wrapped: pgx may quote the URL, password included.
 var ErrBadURL = errors.New("DATABASE_URL is malformed (expected postgres://user:password@host:port/db?sslmode=...)")
 
+const defaultMaxConns = 20
+
 // NewPool parses url and returns a pool. It does not connect yet: the first
 // use does, so a server can start while the database is down.
 func NewPool(ctx context.Context, url string) (*pgxpool.Pool, error) {
@@ -28,6 +31,12 @@ func NewPool(ctx context.Context, url string) (*pgxpool.Pool, error) {
 		return nil, ErrBadURL
 	}
 	cfg.ConnConfig.ConnectTimeout = 5 * time.Second
+	// pgxpool's default (max(4, NumCPU)) is too small once the projection
+	// runners hold connections next to the API; pool_max_conns in the URL
+	// still wins.
+	if !strings.Contains(url, "pool_max_conns") {
+		cfg.MaxConns = defaultMaxConns
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("database pool: %w", err)
