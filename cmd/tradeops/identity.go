@@ -153,6 +153,7 @@ func riskProfileBinding(getenv env, dev bool) (app.RiskProfileBinding, error) {
 // stand out from the JSON log lines around them.
 func printDemoUsers(w io.Writer, users []app.CreatedUser) {
 	if len(users) == 0 {
+		fmt.Fprintf(w, "DEV MODE: users already exist. Lost a demo password? bin/tradeops users reset-password --email %s\n", app.DemoAdminEmail)
 		return
 	}
 	sort.Slice(users, func(i, j int) bool { return users[i].Email < users[j].Email })
