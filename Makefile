@@ -22,9 +22,13 @@ run: build
 test:
 	DATABASE_URL="$$(scripts/devdb.sh postgres)" $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 
-## bench: throughput tables (append vs plain INSERT, replay vs plain SELECT, ...)
+## bench: throughput tables (append vs plain INSERT, replay vs plain SELECT,
+## rebuild vs plain SELECT, live lag, audit query latency), identity benchmarks
 bench:
-	DATABASE_URL="$$(scripts/devdb.sh postgres)" $(GO) run ./internal/bench
+	export DATABASE_URL="$$(scripts/devdb.sh postgres)"; \
+	$(GO) run ./internal/bench; \
+	$(GO) run ./internal/benchprojections; \
+	$(GO) test -run '^$$' -bench 'AuthMiddleware|LoginConcurrent20' -benchtime 200x ./cmd/tradeops
 
 $(STATICCHECK):
 	GOBIN="$(CURDIR)/bin" $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)

@@ -474,6 +474,7 @@ func (w *failingWriter) Write(p []byte) (int, error) {
 func TestReplayWriteError(t *testing.T) {
 	s := newReplayStore(t)
 	seedReplay(t, s)
+	waitVisible(t, s, 30)
 	if _, _, err := s.Replay(t.Context(), &failingWriter{n: 10}, eventstore.ReplayOptions{}); err == nil || !strings.Contains(err.Error(), "disk full") {
 		t.Fatalf("Replay to a failing writer: %v", err)
 	}

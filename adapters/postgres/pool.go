@@ -44,22 +44,26 @@ func NewPool(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	return pool, nil
 }
 
-// MigrateWithRetry applies the migrations, retrying with exponential backoff
-// (up to 10 s between tries) while the database is unreachable, until ctx ends.
+// MigrateWithRetry applies the migrations, retrying while the database is
+// unreachable, until ctx ends.
 func MigrateWithRetry(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger) error {
-	backoff := 250 * time.Millisecond
-	for {
-		err := migrate(ctx, pool)
+	return Retry(ctx, log, "migrations", func(ctx context.Context) error { return migrate(ctx, pool) })
+}
+
+// Retry runs fn until it succeeds or ctx ends, with exponential backoff (up
+// to 10 s between tries): start-up work that must wait for the database.
+func Retry(ctx context.Context, log *slog.Logger, what string, fn func(context.Context) error) error {
+	for backoff := 250 * time.Millisecond; ; backoff = min(backoff*2, 10*time.Second) {
+		err := fn(ctx)
 		if err == nil {
 			return nil
 		}
-		log.Warn("database not ready; retrying", "err", err, "retry_in", backoff.String())
+		log.Warn(what+" failed; the database may not be ready; retrying", "err", err, "retry_in", backoff.String())
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(backoff):
 		}
-		backoff = min(backoff*2, 10*time.Second)
 	}
 }
 

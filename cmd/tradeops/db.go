@@ -5,6 +5,8 @@ import (
 	"errors"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/tradeops/tradeops/adapters/postgres"
 )
@@ -24,4 +26,13 @@ func openDB(ctx context.Context, getenv env) (*pgxpool.Pool, error) {
 		return nil, &exitError{code: 2, err: err}
 	}
 	return pool, err
+}
+
+// newRegistry is the Prometheus registry of a long-running process: Go
+// runtime, process and connection-pool metrics; features add their own.
+func newRegistry(pool *pgxpool.Pool) *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		postgres.NewPoolCollector(pool))
+	return reg
 }

@@ -89,6 +89,9 @@ func wireIdentity(ctx context.Context, cfg config, getenv env, store *eventstore
 				return fmt.Errorf("seed demo users: %w", err)
 			}
 			printDemoUsers(out, created)
+			if len(created) == 0 {
+				log.Info("dev mode: users already exist; a lost demo password is reset with `tradeops users reset-password --email " + app.DemoAdminEmail + "`")
+			}
 		}
 		unknown, err := bind.Handle(ctx, binding)
 		if err != nil {
@@ -103,18 +106,7 @@ func wireIdentity(ctx context.Context, cfg config, getenv env, store *eventstore
 	// misbehaves; the API stays closed (503) until it is done.
 	start := func(ctx context.Context) error {
 		ctx = app.WithCaller(ctx, app.Caller{Email: "system"})
-		for backoff := 250 * time.Millisecond; ; backoff = min(backoff*2, 10*time.Second) {
-			err := startOnce(ctx)
-			if err == nil {
-				return nil
-			}
-			log.Warn("identity start-up failed; retrying", "err", err, "retry_in", backoff.String())
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(backoff):
-			}
-		}
+		return postgres.Retry(ctx, log, "identity start-up", startOnce)
 	}
 	return &identity{routes: routes, auth: auth, start: start}, nil
 }
@@ -153,7 +145,6 @@ func riskProfileBinding(getenv env, dev bool) (app.RiskProfileBinding, error) {
 // stand out from the JSON log lines around them.
 func printDemoUsers(w io.Writer, users []app.CreatedUser) {
 	if len(users) == 0 {
-		fmt.Fprintf(w, "DEV MODE: users already exist. Lost a demo password? bin/tradeops users reset-password --email %s\n", app.DemoAdminEmail)
 		return
 	}
 	sort.Slice(users, func(i, j int) bool { return users[i].Email < users[j].Email })

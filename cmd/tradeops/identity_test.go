@@ -124,12 +124,6 @@ func (r apiResponse) code() string {
 	return c
 }
 
-func (r apiResponse) message() string {
-	e, _ := r.body["error"].(map[string]any)
-	m, _ := e["message"].(string)
-	return m
-}
-
 func (h *harness) do(method, path, contentType, body, token, ip string) apiResponse {
 	h.t.Helper()
 	req, err := http.NewRequest(method, h.url+path, strings.NewReader(body))

@@ -68,7 +68,7 @@ func subscribe(ctx context.Context, s *eventstore.Store, from eventstore.Positio
 		case err := <-errc:
 			return err
 		case <-time.After(5 * time.Second):
-			return errors.New("Subscribe did not return within 5s of its context being cancelled")
+			return errors.New("subscribe did not return within 5s of its context being cancelled")
 		}
 	}
 }
@@ -133,7 +133,7 @@ func testSubscribeCheckpoint(t *testing.T, s *eventstore.Store) {
 	// From a mid checkpoint: exactly the events after it.
 	c := newCollector()
 	stop := subscribe(ctx, s, all[11].Position, eventstore.SubscribeOptions{BatchSize: 7, PollInterval: 5 * time.Millisecond}, c)
-	got := c.waitN(t, 18)
+	c.waitN(t, 18)
 	time.Sleep(50 * time.Millisecond) // several idle polls: nothing more may come
 	if err := stop(); !errors.Is(err, context.Canceled) {
 		t.Fatal(err)
@@ -149,10 +149,10 @@ func testSubscribeCheckpoint(t *testing.T, s *eventstore.Store) {
 	// With a filter.
 	c = newCollector()
 	stop = subscribe(ctx, s, eventstore.Start, eventstore.SubscribeOptions{BatchSize: 4, Filter: eventstore.Filter{Stream: a}}, c)
-	got = c.waitN(t, 15)
+	c.waitN(t, 15)
 	mustAppend(t, s, b, eventstore.Any, ev("auth.logout", `{}`))
 	last := mustAppend(t, s, a, eventstore.Any, ev("auth.logout", `{}`))
-	got = c.waitN(t, 16)
+	c.waitN(t, 16)
 	if err := stop(); !errors.Is(err, context.Canceled) {
 		t.Fatal(err)
 	}
@@ -171,7 +171,7 @@ func testSubscribeCheckpoint(t *testing.T, s *eventstore.Store) {
 	c = newCollector()
 	stop = subscribe(ctx, s, head, eventstore.SubscribeOptions{}, c)
 	r := mustAppend(t, s, b, eventstore.Any, ev("auth.logout", `{}`))
-	got = c.waitN(t, 1)
+	c.waitN(t, 1)
 	if err := stop(); !errors.Is(err, context.Canceled) {
 		t.Fatal(err)
 	}
