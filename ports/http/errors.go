@@ -3,7 +3,6 @@ package http
 import (
 	"encoding/json"
 	"errors"
-	"log/slog"
 	"net/http"
 	"strconv"
 
@@ -49,12 +48,12 @@ func statusOf(k domain.Kind) int {
 func WriteError(w http.ResponseWriter, r *http.Request, err error) {
 	var e *domain.Error
 	if !errors.As(err, &e) {
-		slog.ErrorContext(r.Context(), "request failed", "err", err)
+		LoggerFrom(r.Context()).Error("request failed", "err", err)
 		e = &domain.Error{Kind: domain.KindInternal, Code: "internal", Message: "internal error"}
 	}
 	status := statusOf(e.Kind)
 	if status >= 500 && e.Err != nil {
-		slog.ErrorContext(r.Context(), "request failed", "code", e.Code, "err", e.Err)
+		LoggerFrom(r.Context()).Error("request failed", "code", e.Code, "err", e.Err)
 	}
 	if e.RetryAfterSeconds > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(e.RetryAfterSeconds))
