@@ -24,7 +24,9 @@ func appendEvents(ctx context.Context, store *eventstore.Store, tx pgx.Tx, strea
 		out[i] = eventstore.NewEvent{Type: e.Type, SchemaVersion: e.SchemaVersion, Data: data}
 	}
 	c := app.CallerFrom(ctx)
-	md := eventstore.Metadata{ActorID: c.UserID, ActorEmail: c.Email, CorrelationID: c.RequestID, ClientIP: c.ClientIP}
+	// A command's events are caused by the request (or CLI run) that issued
+	// it, which is also what correlates them.
+	md := eventstore.Metadata{ActorID: c.UserID, ActorEmail: c.Email, CorrelationID: c.RequestID, CausationID: c.RequestID, ClientIP: c.ClientIP}
 	if _, err := store.AppendTx(ctx, tx, stream, expected, md, out...); err != nil {
 		return fmt.Errorf("append to %s: %w", stream, err)
 	}

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/tradeops/tradeops/adapters/argon2id"
 	"github.com/tradeops/tradeops/adapters/keyring"
 	"github.com/tradeops/tradeops/adapters/postgres"
@@ -105,7 +107,7 @@ func wireIdentity(ctx context.Context, cfg config, getenv env, store *eventstore
 	// Like the migrations, the start-up work is retried while the database
 	// misbehaves; the API stays closed (503) until it is done.
 	start := func(ctx context.Context) error {
-		ctx = app.WithCaller(ctx, app.Caller{Email: "system"})
+		ctx = app.WithCaller(ctx, app.Caller{Email: "system", RequestID: uuid.NewString()})
 		return postgres.Retry(ctx, log, "identity start-up", startOnce)
 	}
 	return &identity{routes: routes, auth: auth, start: start}, nil

@@ -102,7 +102,7 @@ func newHarness(t testing.TB, policy domain.ThrottlePolicy, getenv env, dev bool
 // createUser creates a user directly through the app, as the CLI does.
 func (h *harness) createUser(email, role, password string) string {
 	h.t.Helper()
-	ctx := app.WithCaller(context.Background(), cliCaller)
+	ctx := app.WithCaller(context.Background(), cliCaller())
 	u, err := app.NewCreateUserHandler(h.users, argon2id.New(argon2id.OWASP, 0)).
 		Handle(ctx, app.CreateUser{Email: email, Role: role, Password: domain.NewSecret(password)})
 	if err != nil {
@@ -477,7 +477,7 @@ func TestAdminRouteForbidsOperators(t *testing.T) {
 		t.Error("401 without WWW-Authenticate")
 	}
 	// A role change (CLI) takes effect at once in this process.
-	ctx := app.WithCaller(context.Background(), cliCaller)
+	ctx := app.WithCaller(context.Background(), cliCaller())
 	if err := app.NewChangeRoleHandler(h.users).Handle(ctx, app.ChangeRole{Email: "op@example.com", Role: "admin"}); err != nil {
 		t.Fatal(err)
 	}

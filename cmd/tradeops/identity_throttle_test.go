@@ -163,7 +163,7 @@ func TestNoSecretsLeak(t *testing.T) {
 	record(h.do(http.MethodGet, "/users/me", "", "", tok2, ""))
 	record(h.do(http.MethodGet, "/users/me", "", "", tok, ""))
 	record(h.do(http.MethodPost, "/auth/logout", "", "", tok2, ""))
-	ctx := app.WithCaller(context.Background(), cliCaller)
+	ctx := app.WithCaller(context.Background(), cliCaller())
 	if _, err := app.NewResetPasswordHandler(h.users, nil, h.clock.Now).Handle(ctx, app.ResetPassword{Email: "leak@example.com", Password: domain.NewSecret("short")}); err == nil || strings.Contains(err.Error(), "short") {
 		t.Fatalf("weak password error: %v", err)
 	}
@@ -204,7 +204,7 @@ func TestNoSecretsLeak(t *testing.T) {
 
 func TestConcurrentCreationOfOneEmail(t *testing.T) {
 	h := newHarness(t, domain.DefaultThrottlePolicy, envOf(nil), false)
-	ctx := app.WithCaller(context.Background(), cliCaller)
+	ctx := app.WithCaller(context.Background(), cliCaller())
 	create := app.NewCreateUserHandler(h.users, fastHasher{})
 	const n = 16
 	errs := make([]error, n)

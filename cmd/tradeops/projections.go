@@ -146,7 +146,8 @@ func projectionsRebuild(ctx context.Context, getenv env, io stdio, args []string
 		start := time.Now()
 		var pos eventstore.Position
 		if *reseal {
-			md := eventstore.Metadata{ActorEmail: cliCaller.Email}
+			caller := cliCaller()
+			md := eventstore.Metadata{ActorEmail: caller.Email, CorrelationID: caller.RequestID, CausationID: caller.RequestID}
 			pos, err = projections.Reseal(ctx, pool, store, md, operator(), opts)
 		} else {
 			pos, err = projections.Rebuild(ctx, pool, store, p, opts)

@@ -9,6 +9,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/tradeops/tradeops/adapters/argon2id"
 	"github.com/tradeops/tradeops/adapters/postgres"
 	"github.com/tradeops/tradeops/app"
@@ -24,8 +26,9 @@ const usersUsage = `usage:
   tradeops users disable-2fa --email E    (recovery for a lost authenticator)
 Without --password-stdin a strong password is generated and printed once.`
 
-// cliCaller is the actor of the events the CLI appends.
-var cliCaller = app.Caller{Email: "cli"}
+// cliCaller is the actor of the events one CLI invocation appends; its
+// request id (a fresh UUID) correlates them.
+func cliCaller() app.Caller { return app.Caller{Email: "cli", RequestID: uuid.NewString()} }
 
 // usersArgs are the parsed flags of a users subcommand.
 type usersArgs struct {
@@ -55,7 +58,7 @@ func runUsers(ctx context.Context, getenv env, io stdio, args []string) error {
 	defer pool.Close()
 	users := postgres.NewUsers(eventstore.New(pool), 0)
 	hasher := argon2id.New(argon2id.OWASP, 0)
-	ctx = app.WithCaller(ctx, cliCaller)
+	ctx = app.WithCaller(ctx, cliCaller())
 
 	switch sub {
 	case "create":

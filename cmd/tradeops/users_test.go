@@ -140,7 +140,7 @@ func TestDevSeedAndRiskProfileBinding(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := app.NewBindRiskProfilesHandler(h.users).Handle(app.WithCaller(ctx, cliCaller), b); err != nil {
+	if _, err := app.NewBindRiskProfilesHandler(h.users).Handle(app.WithCaller(ctx, cliCaller()), b); err != nil {
 		t.Fatal(err)
 	}
 	got := profiles()
