@@ -41,12 +41,17 @@ type Options struct {
 // feature's routes.
 func NewHandler(opts Options, features ...Registrar) http.Handler {
 	r := mux.NewRouter()
-	r.NotFoundHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	m := newHTTPMetrics(opts.Registry)
+	// instrument runs as router middleware, after matching, so it labels by
+	// the matched route's template without matching a second time; the
+	// unmatched handlers are wrapped by hand (mux skips middleware for them).
+	r.Use(m.instrument)
+	r.NotFoundHandler = m.instrument(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		writeErrorStatus(w, http.StatusNotFound, "not_found", "no such endpoint")
-	})
-	r.MethodNotAllowedHandler = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	}))
+	r.MethodNotAllowedHandler = m.instrument(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		writeErrorStatus(w, http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed on this endpoint")
-	})
+	}))
 	r.Handle("/healthz", healthHandler(opts.Version, opts.Health)).Methods(http.MethodGet)
 	r.Handle("/metrics", promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{})).Methods(http.MethodGet)
 	api := r.NewRoute().Subrouter()
@@ -54,8 +59,7 @@ func NewHandler(opts Options, features ...Registrar) http.Handler {
 	for _, f := range features {
 		f(api)
 	}
-	m := newHTTPMetrics(opts.Registry)
-	return requestContext(opts, m.instrument(r, recoverer(r)))
+	return requestContext(opts, recoverer(r))
 }
 
 // requestContext gives every request an id (X-Request-ID, taken from the
@@ -182,17 +186,15 @@ func newHTTPMetrics(reg *prometheus.Registry) *httpMetrics {
 }
 
 // instrument records latency per route template (never the raw path, whose
-// ids would explode the label space) and logs one line per request. The
-// route is resolved by matching the router before serving.
-func (m *httpMetrics) instrument(router *mux.Router, next http.Handler) http.Handler {
+// ids would explode the label space) and logs one line per request.
+func (m *httpMetrics) instrument(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w}
 		next.ServeHTTP(rec, r)
 		route := "unmatched"
-		var match mux.RouteMatch
-		if router.Match(r, &match) && match.Route != nil {
-			if t, err := match.Route.GetPathTemplate(); err == nil {
+		if cr := mux.CurrentRoute(r); cr != nil {
+			if t, err := cr.GetPathTemplate(); err == nil {
 				route = t
 			}
 		}

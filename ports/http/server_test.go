@@ -170,3 +170,26 @@ func TestHealthz(t *testing.T) {
 		}
 	}
 }
+
+func TestMetricsLabelByRouteTemplate(t *testing.T) {
+	srv := newTestServer(t, func(context.Context) error { return nil })
+	do(t, http.MethodPost, srv.URL+"/echo", "application/json", `{"qty":1}`)
+	do(t, http.MethodGet, srv.URL+"/nowhere/42", "", "")
+	resp, err := http.Get(srv.URL + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`tradeops_http_request_duration_seconds_count{method="POST",route="/echo",status="200"} 1`,
+		`tradeops_http_request_duration_seconds_count{method="GET",route="unmatched",status="404"} 1`,
+	} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if strings.Contains(string(b), "/nowhere/42") {
+		t.Error("a raw path became a label")
+	}
+}
