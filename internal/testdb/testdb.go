@@ -4,8 +4,6 @@ package testdb
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"os"
 	"strings"
@@ -14,8 +12,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-
-	"github.com/tradeops/tradeops/migrations"
 )
 
 // DefaultURL is used when neither TEST_DATABASE_URL nor DATABASE_URL is set
@@ -37,16 +33,8 @@ func New(t testing.TB) (*pgxpool.Pool, string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	url, drop := Create(ctx, t)
+	url, drop := createDB(ctx, t, true)
 	t.Cleanup(drop)
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatalf("testdb: connect: %v", err)
-	}
-	if _, err := migrations.Apply(ctx, conn); err != nil {
-		t.Fatalf("testdb: %v", err)
-	}
-	conn.Close(ctx)
 	pool, err := pgxpool.New(ctx, url)
 	if err != nil {
 		t.Fatalf("testdb: pool: %v", err)
@@ -59,36 +47,18 @@ func New(t testing.TB) (*pgxpool.Pool, string) {
 // drops it.
 func Create(ctx context.Context, t testing.TB) (string, func()) {
 	t.Helper()
-	admin, err := pgx.Connect(ctx, AdminURL())
+	return createDB(ctx, t, false)
+}
+
+func createDB(ctx context.Context, t testing.TB, migrate bool) (string, func()) {
+	t.Helper()
+	url, drop, err := CreateDatabase(ctx, "", "t_"+t.Name(), migrate)
 	if err != nil {
-		t.Fatalf("testdb: connect to %s: %v (is PostgreSQL running? `make test` starts one)", redact(AdminURL()), err)
+		t.Fatalf("%v (is PostgreSQL running? `make test` starts one)", err)
 	}
-	defer admin.Close(ctx)
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	name := "t_" + sanitize(t.Name()) + "_" + hex.EncodeToString(b)
-	if _, err := admin.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
-		t.Fatalf("testdb: create %s: %v", name, err)
-	}
-	cfg, err := pgx.ParseConfig(AdminURL())
-	if err != nil {
-		t.Fatalf("testdb: %v", err)
-	}
-	u := fmt.Sprintf("postgres://%s@%s:%d/%s?sslmode=disable", cfg.User, cfg.Host, cfg.Port, name)
-	if cfg.Password != "" {
-		u = fmt.Sprintf("postgres://%s:%s@%s:%d/%s?sslmode=disable", cfg.User, cfg.Password, cfg.Host, cfg.Port, name)
-	}
-	return u, func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		c, err := pgx.Connect(ctx, AdminURL())
-		if err != nil {
-			t.Logf("testdb: drop %s: %v", name, err)
-			return
-		}
-		defer c.Close(ctx)
-		if _, err := c.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
-			t.Logf("testdb: drop %s: %v", name, err)
+	return url, func() {
+		if err := drop(); err != nil {
+			t.Logf("%v", err)
 		}
 	}
 }
