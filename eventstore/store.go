@@ -328,6 +328,7 @@ func (s *Store) collect(rows pgx.Rows) ([]Event, error) {
 			}
 		}
 		e.RecordedAt = e.RecordedAt.UTC()
+		e.Stored = Stored{SchemaVersion: e.SchemaVersion, Data: data, Metadata: md}
 		if err := s.upcast(&e); err != nil {
 			return nil, err
 		}

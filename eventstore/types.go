@@ -107,6 +107,17 @@ type Event struct {
 	Data          json.RawMessage
 	Metadata      Metadata
 	RecordedAt    time.Time
+	// Stored is the event exactly as stored, before upcasting and metadata
+	// parsing: what tamper evidence hashes.
+	Stored Stored
+}
+
+// Stored is the stored form of an event's versioned parts. Data and
+// Metadata are nil when the column is NULL.
+type Stored struct {
+	SchemaVersion int
+	Data          []byte
+	Metadata      []byte
 }
 
 // AppendResult tells where an append landed.

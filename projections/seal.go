@@ -44,28 +44,17 @@ const sealFormat = "tradeops-seal/1"
 
 var sealColumns = []string{"transaction_id", "offset", "event_id", "seq", "hash"}
 
-// Apply seals the batch. It re-reads the batch's rows raw (Event carries the
-// upcast payload and parsed metadata, not the stored bytes) and continues the
-// chain from the table's last link.
+// Apply seals the batch, continuing the chain from the table's last link.
+// It hashes each event's stored form (Event.Stored), not its upcast payload.
 func (AuditSeal) Apply(ctx context.Context, tx pgx.Tx, t Tables, events []eventstore.Event) error {
-	raws, err := readRaw(ctx, tx, events[0].Position, true, events[len(events)-1].Position, len(events))
-	if err != nil {
-		return err
-	}
-	if len(raws) != len(events) {
-		return fmt.Errorf("seal: read %d raw events for a batch of %d", len(raws), len(events))
-	}
 	tip, err := readSealTip(ctx, tx, t)
 	if err != nil {
 		return err
 	}
 	c := newChain(tip)
-	rows := make([][]any, len(raws))
-	for i, e := range raws {
-		if e.ID != events[i].ID {
-			return fmt.Errorf("seal: raw event %s at %s, batch has %s", e.ID, e.Position, events[i].ID)
-		}
-		h := c.add(e)
+	rows := make([][]any, len(events))
+	for i, e := range events {
+		h := c.add(rawOf(e))
 		rows[i] = []any{e.TransactionID, e.Offset, e.ID, c.count, h[:]}
 	}
 	_, err = tx.CopyFrom(ctx, t.Of(sealTable), sealColumns, pgx.CopyFromRows(rows))
@@ -86,6 +75,12 @@ type rawEvent struct {
 	RecordedAt    time.Time
 	Metadata      []byte // nil when NULL
 	Payload       []byte // nil when NULL
+}
+
+// rawOf is e as stored.
+func rawOf(e eventstore.Event) rawEvent {
+	return rawEvent{Position: e.Position, ID: e.ID, StreamID: e.StreamID, StreamVersion: e.StreamVersion, Type: e.Type,
+		SchemaVersion: int32(e.Stored.SchemaVersion), RecordedAt: e.RecordedAt, Metadata: e.Stored.Metadata, Payload: e.Stored.Data}
 }
 
 // chain computes links; it reuses its buffers, so sealing costs no
@@ -144,7 +139,7 @@ const rawColumns = `transaction_id, "offset", uuid, stream_id, stream_version, e
 
 // readRaw reads up to limit events after lo (from lo itself when
 // inclusive) up to hi, in store order. Callers bound hi by a position that
-// was already read gap-free (a batch's last event, the seal's checkpoint), so
+// was already read gap-free (the seal's checkpoint), so
 // no in-flight transaction can still add a row below it.
 func readRaw(ctx context.Context, q eventstore.Querier, lo eventstore.Position, inclusive bool, hi eventstore.Position, limit int) ([]rawEvent, error) {
 	op := ">"
