@@ -137,17 +137,12 @@ func appendBytes(b, v []byte) []byte {
 
 const rawColumns = `transaction_id, "offset", uuid, stream_id, stream_version, event_type, schema_version, recorded_at, metadata::text, payload::text`
 
-// readRaw reads up to limit events after lo (from lo itself when
-// inclusive) up to hi, in store order. Callers bound hi by a position that
-// was already read gap-free (the seal's checkpoint), so
-// no in-flight transaction can still add a row below it.
-func readRaw(ctx context.Context, q eventstore.Querier, lo eventstore.Position, inclusive bool, hi eventstore.Position, limit int) ([]rawEvent, error) {
-	op := ">"
-	if inclusive {
-		op = ">="
-	}
+// readRaw reads up to limit events after lo up to hi, in store order. The
+// verifier bounds hi by a position that was already read gap-free (the
+// seal's checkpoint), so no in-flight transaction can still add a row below it.
+func readRaw(ctx context.Context, q eventstore.Querier, lo, hi eventstore.Position, limit int) ([]rawEvent, error) {
 	rows, err := q.Query(ctx, `SELECT `+rawColumns+` FROM `+eventstore.Table+`
-		WHERE (transaction_id, "offset") `+op+` ($1::xid8, $2) AND (transaction_id, "offset") <= ($3::xid8, $4)
+		WHERE (transaction_id, "offset") > ($1::xid8, $2) AND (transaction_id, "offset") <= ($3::xid8, $4)
 		ORDER BY transaction_id, "offset" LIMIT $5`, lo.TransactionID, lo.Offset, hi.TransactionID, hi.Offset, limit)
 	if err != nil {
 		return nil, fmt.Errorf("read raw events: %w", err)

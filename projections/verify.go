@@ -243,7 +243,7 @@ func (v *verifier) finish(ctx context.Context) (Report, error) {
 
 func (v *verifier) nextEvent(ctx context.Context) (rawEvent, bool, error) {
 	if len(v.events) == 0 && !v.eventsEnd {
-		evs, err := readRaw(ctx, v.q, v.after, false, v.bound, verifyBatch)
+		evs, err := readRaw(ctx, v.q, v.after, v.bound, verifyBatch)
 		if err != nil {
 			return rawEvent{}, false, err
 		}
