@@ -260,48 +260,29 @@ func checkAnyResults(t *testing.T, got []eventstore.Event, results [][]eventstor
 // testConcurrentAny: 50 writers append with Any to one stream at once; every
 // append succeeds and the stream stays contiguous.
 func testConcurrentAny(t *testing.T, s *eventstore.Store) {
-	ctx := testCtx(t)
-	const writers, perWriter = 50, 4
-	stream := newStream("keyring")
-	results := make([][]eventstore.AppendResult, writers)
-	start := make(chan struct{})
-	var wg sync.WaitGroup
-	errs := make(chan error, writers*perWriter)
-	for w := range writers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			<-start
-			for i := range perWriter {
-				r, err := s.Append(ctx, stream, eventstore.Any, testMD, evs(1+(w+i)%2, "security.key_rotation.reencrypt")...)
-				if err != nil {
-					errs <- fmt.Errorf("writer %d append %d: %w", w, i, err)
-					continue
-				}
-				results[w] = append(results[w], r)
-			}
-		}()
-	}
-	close(start)
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
-	if t.Failed() {
-		t.FailNow()
-	}
-	got, err := s.ReadStream(ctx, nil, stream, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	checkAnyResults(t, got, results)
+	raceAny(t, s, 50, 4, func(ctx context.Context, stream string, events []eventstore.NewEvent) (eventstore.AppendResult, error) {
+		return s.Append(ctx, stream, eventstore.Any, testMD, events...)
+	})
 }
 
 // testConcurrentAnyInTx: Any inside caller transactions, racing; all commit.
 func testConcurrentAnyInTx(t *testing.T, s *eventstore.Store) {
+	raceAny(t, s, 16, 3, func(ctx context.Context, stream string, events []eventstore.NewEvent) (r eventstore.AppendResult, err error) {
+		err = pgx.BeginFunc(ctx, s.Pool(), func(tx pgx.Tx) error {
+			r, err = s.AppendTx(ctx, tx, stream, eventstore.Any, testMD, events...)
+			return err
+		})
+		return r, err
+	})
+}
+
+// raceAny starts writers that each make perWriter appends of one or two
+// events to one stream at once, through appendAny, and checks that every one
+// succeeded and the stream holds exactly their events, contiguously.
+func raceAny(t *testing.T, s *eventstore.Store, writers, perWriter int,
+	appendAny func(ctx context.Context, stream string, events []eventstore.NewEvent) (eventstore.AppendResult, error),
+) {
 	ctx := testCtx(t)
-	const writers, perWriter = 16, 3
 	stream := newStream("keyring")
 	results := make([][]eventstore.AppendResult, writers)
 	start := make(chan struct{})
@@ -313,14 +294,9 @@ func testConcurrentAnyInTx(t *testing.T, s *eventstore.Store) {
 			defer wg.Done()
 			<-start
 			for i := range perWriter {
-				var r eventstore.AppendResult
-				err := pgx.BeginFunc(ctx, s.Pool(), func(tx pgx.Tx) error {
-					var err error
-					r, err = s.AppendTx(ctx, tx, stream, eventstore.Any, testMD, evs(1+(w+i)%2, "security.key_rotation.reencrypt")...)
-					return err
-				})
+				r, err := appendAny(ctx, stream, evs(1+(w+i)%2, "security.key_rotation.reencrypt"))
 				if err != nil {
-					errs <- fmt.Errorf("writer %d tx %d: %w", w, i, err)
+					errs <- fmt.Errorf("writer %d append %d: %w", w, i, err)
 					continue
 				}
 				results[w] = append(results[w], r)
