@@ -73,6 +73,12 @@ func requestContext(opts Options, next http.Handler) http.Handler {
 		w.Header().Set("X-Request-ID", id)
 		ctx := app.WithCaller(r.Context(), app.Caller{RequestID: id, ClientIP: clientIP(r, opts.TrustProxyHeaders)})
 		ctx = withLogger(ctx, opts.Logger.With("request_id", id))
+		// A declared length over the limit is refused before anything reads
+		// the body; MaxBytesReader catches chunked or lying bodies.
+		if r.ContentLength > MaxBodyBytes {
+			writeErrorStatus(w, http.StatusRequestEntityTooLarge, errTooLarge.Code, errTooLarge.Message)
+			return
+		}
 		r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})

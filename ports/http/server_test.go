@@ -94,6 +94,7 @@ func TestBadInputGetsJSONErrors(t *testing.T) {
 		{"empty", js, ``, 400, "malformed_json"},
 		{"wrong content type", "text/plain", `{"qty":1}`, 415, "unsupported_media_type"},
 		{"too large", js, `{"symbol":"` + strings.Repeat("A", MaxBodyBytes) + `"}`, 413, "body_too_large"},
+		{"too large and not JSON", js, strings.Repeat("a", MaxBodyBytes+1), 413, "body_too_large"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
