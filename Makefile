@@ -35,6 +35,7 @@ $(STATICCHECK):
 	mv bin/staticcheck $@
 
 lint: $(STATICCHECK)
+	scripts/check_tracked_sizes.sh
 	@unformatted="$$(gofmt -l $$(git ls-files '*.go'))"; \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...

@@ -6,6 +6,9 @@ import (
 	"encoding/hex"
 	"fmt"
 	"net/url"
+	"regexp"
+	"strconv"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -27,9 +30,12 @@ func CreateDatabase(ctx context.Context, adminURL, prefix string, migrate bool) 
 		return "", nil, fmt.Errorf("testdb: connect to %s: %w", redact(adminURL), err)
 	}
 	defer admin.Close(ctx)
+	sweepOnce.Do(func() { sweepStale(ctx, admin, time.Now()) })
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
-	name := sanitize(prefix) + "_" + hex.EncodeToString(b)
+	// The creation time in the name lets a later run tell a database that a
+	// killed run left behind from one a parallel run is still using.
+	name := sanitize(prefix) + "_" + strconv.FormatInt(time.Now().Unix(), 10) + "_" + hex.EncodeToString(b)
 	if _, err := admin.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
 		return "", nil, fmt.Errorf("testdb: create %s: %w", name, err)
 	}
@@ -75,4 +81,47 @@ func CreateDatabase(ctx context.Context, adminURL, prefix string, migrate bool) 
 		}
 	}
 	return dbURL, drop, nil
+}
+
+// staleAfter is how old a test database must be before a later run drops it:
+// far longer than any test runs (make test's timeout is 12 minutes).
+const staleAfter = time.Hour
+
+var (
+	sweepOnce sync.Once
+	// testDBName matches the names createDB gives (t_<test>_<unix>_<hex>).
+	testDBName = regexp.MustCompile(`^t_[a-z0-9_]*_([0-9]{10})_[0-9a-f]{8}$`)
+)
+
+// sweepStale drops the test databases a killed run left behind (a normal run
+// drops its own at cleanup). Best effort: a failure here must not fail the
+// test that happened to run first, so errors are ignored.
+func sweepStale(ctx context.Context, admin *pgx.Conn, now time.Time) {
+	rows, err := admin.Query(ctx, `SELECT datname FROM pg_database WHERE datname LIKE 't\_%'`)
+	if err != nil {
+		return
+	}
+	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return
+	}
+	for _, name := range staleNames(names, now) {
+		_, _ = admin.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)")
+	}
+}
+
+// staleNames picks the test databases created more than staleAfter before now.
+func staleNames(names []string, now time.Time) []string {
+	var stale []string
+	for _, name := range names {
+		m := testDBName.FindStringSubmatch(name)
+		if m == nil {
+			continue
+		}
+		created, err := strconv.ParseInt(m[1], 10, 64)
+		if err == nil && now.Sub(time.Unix(created, 0)) > staleAfter {
+			stale = append(stale, name)
+		}
+	}
+	return stale
 }
