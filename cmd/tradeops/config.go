@@ -3,10 +3,11 @@ package main
 import (
 	"crypto/rand"
 	"encoding/base64"
-	"fmt"
 	"log/slog"
 	"os"
 	"strings"
+
+	"github.com/tradeops/tradeops/domain"
 )
 
 // config is the service configuration (DESIGN §7). Secret values are only
@@ -80,26 +81,10 @@ func loadConfig(getenv env, dev bool) (config, error) {
 	if enc == "" && dev {
 		c.EncryptionKey = randomBytes(32)
 		c.GeneratedSecrets = append(c.GeneratedSecrets, "ENCRYPTION_KEY")
-	} else if c.EncryptionKey, err = decodeKey(enc); err != nil {
-		return c, usageError("ENCRYPTION_KEY %v", err)
+	} else if c.EncryptionKey, err = domain.ParseEncryptionKey("ENCRYPTION_KEY", domain.NewSecret(enc)); err != nil {
+		return c, usageError("%v", err)
 	}
 	return c, nil
-}
-
-// decodeKey reads a 32-byte key in standard or URL-safe base64, padded or not.
-func decodeKey(s string) ([]byte, error) {
-	if s == "" {
-		return nil, fmt.Errorf("is not set: it must be 32 random bytes in base64 (e.g. openssl rand -base64 32)")
-	}
-	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.URLEncoding, base64.RawStdEncoding, base64.RawURLEncoding} {
-		if b, err := enc.DecodeString(s); err == nil {
-			if len(b) != 32 {
-				return nil, fmt.Errorf("must decode to exactly 32 bytes, got %d", len(b))
-			}
-			return b, nil
-		}
-	}
-	return nil, fmt.Errorf("is not valid base64")
 }
 
 func randomBytes(n int) []byte {

@@ -12,7 +12,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/tradeops/tradeops/adapters/argon2id"
-	"github.com/tradeops/tradeops/adapters/keyring"
 	"github.com/tradeops/tradeops/adapters/postgres"
 	"github.com/tradeops/tradeops/adapters/token"
 	"github.com/tradeops/tradeops/adapters/totp"
@@ -46,18 +45,16 @@ type identityDeps struct {
 
 var defaultIdentityDeps = identityDeps{now: time.Now, policy: domain.DefaultThrottlePolicy, tokenTTL: token.DefaultTTL}
 
-func newIdentity(ctx context.Context, cfg config, getenv env, store *eventstore.Store, out io.Writer, log *slog.Logger) (*identity, error) {
-	return wireIdentity(ctx, cfg, getenv, store, out, log, defaultIdentityDeps)
+func newIdentity(ctx context.Context, cfg config, getenv env, store *eventstore.Store, keys app.Keyring, out io.Writer, log *slog.Logger) (*identity, error) {
+	return wireIdentity(ctx, cfg, getenv, store, keys, out, log, defaultIdentityDeps)
 }
 
-func wireIdentity(ctx context.Context, cfg config, getenv env, store *eventstore.Store, out io.Writer, log *slog.Logger, d identityDeps) (*identity, error) {
+// wireIdentity wires the feature; keys is the process's one keyring (TOTP
+// seeds), shared with the exchange secrets vault.
+func wireIdentity(ctx context.Context, cfg config, getenv env, store *eventstore.Store, keys app.Keyring, out io.Writer, log *slog.Logger, d identityDeps) (*identity, error) {
 	binding, err := riskProfileBinding(getenv, cfg.Dev)
 	if err != nil {
 		return nil, err
-	}
-	keys, err := keyring.New(cfg.EncryptionKey)
-	if err != nil {
-		return nil, usageError("ENCRYPTION_KEY: %v", err)
 	}
 	tokens, err := token.New(cfg.SecretKey, d.tokenTTL)
 	if err != nil {
@@ -82,7 +79,6 @@ func wireIdentity(ctx context.Context, cfg config, getenv env, store *eventstore
 	}, auth)
 	seed := app.NewSeedDemoUsersHandler(users, app.NewCreateUserHandler(users, hasher))
 	bind := app.NewBindRiskProfilesHandler(users)
-	log.Info("identity ready", "encryption_key_id", keys.KeyID())
 
 	startOnce := func(ctx context.Context) error {
 		if cfg.Dev {

@@ -79,7 +79,11 @@ func newHarness(t testing.TB, policy domain.ThrottlePolicy, getenv env, dev bool
 	t.Cleanup(func() { slog.SetDefault(prev) })
 	cfg := config{SecretKey: testSecretKey, EncryptionKey: []byte("0123456789abcdef0123456789abcdef"), Dev: dev}
 	store := eventstore.New(pool)
-	id, err := wireIdentity(context.Background(), cfg, getenv, store, h.out, log,
+	keys, err := newKeyring(cfg.EncryptionKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := wireIdentity(context.Background(), cfg, getenv, store, keys, h.out, log,
 		identityDeps{now: h.clock.Now, policy: policy, tokenTTL: 15 * time.Minute})
 	if err != nil {
 		t.Fatal(err)

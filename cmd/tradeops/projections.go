@@ -24,7 +24,7 @@ import (
 // liveProjections are the read models the runner keeps up to date, in
 // serve and in worker alike.
 func liveProjections() []projections.Projection {
-	return []projections.Projection{projections.AuditLog{}, projections.AuditSeal{}}
+	return []projections.Projection{projections.AuditLog{}, projections.AuditSeal{}, projections.ExchangeSecretsStatus{}}
 }
 
 // auditRoutes wires the audit endpoints over the audit_log read model.

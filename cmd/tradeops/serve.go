@@ -44,10 +44,16 @@ func runServe(ctx context.Context, getenv env, io stdio, args []string) error {
 
 	reg := newRegistry(pool)
 	store := eventstore.New(pool, eventstore.WithObserver(eventstore.NewPrometheusObserver(reg)))
-	identity, err := newIdentity(ctx, cfg, getenv, store, io.err, log)
+	keys, err := newKeyring(cfg.EncryptionKey)
 	if err != nil {
 		return err
 	}
+	log.Info("encryption key loaded", "encryption_key_id", keys.KeyID())
+	identity, err := newIdentity(ctx, cfg, getenv, store, keys, io.err, log)
+	if err != nil {
+		return err
+	}
+	vault := newVault(pool, store, keys, identity.auth, log)
 
 	var ready atomic.Bool
 	handler := porthttp.NewHandler(porthttp.Options{
@@ -57,7 +63,7 @@ func runServe(ctx context.Context, getenv env, io stdio, args []string) error {
 		Logger:            log,
 		Ready:             ready.Load,
 		TrustProxyHeaders: cfg.TrustProxy,
-	}, identity.routes, auditRoutes(pool, identity.auth))
+	}, identity.routes, auditRoutes(pool, identity.auth), vault.routes)
 
 	ln, err := net.Listen("tcp", cfg.ListenAddr)
 	if err != nil {
@@ -72,6 +78,9 @@ func runServe(ctx context.Context, getenv env, io stdio, args []string) error {
 			return // shutting down
 		}
 		if err := identity.start(ctx); err != nil {
+			return // shutting down
+		}
+		if err := vault.start(ctx); err != nil {
 			return // shutting down
 		}
 		ready.Store(true)

@@ -55,7 +55,7 @@ func TestServeRejectsMalformedDatabaseURL(t *testing.T) {
 	err := run(context.Background(), []string{"tradeops", "serve"}, envOf(map[string]string{
 		"DATABASE_URL":   "postgres://admin:canary-Pa55word@db.example:notaport/x",
 		"SECRET_KEY":     strings.Repeat("k", 32),
-		"ENCRYPTION_KEY": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+		"ENCRYPTION_KEY": "CYrbxd0FGlxvR3nIyi3IwYOnJ5b296+JV7rVXpF0qg8=",
 	}), nil, &out, &errOut)
 	var ee *exitError
 	if !errors.As(err, &ee) || ee.code != 2 {
