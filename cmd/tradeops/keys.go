@@ -6,6 +6,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io/fs"
 	"maps"
 	"os"
 	"slices"
@@ -74,7 +75,8 @@ func runKeys(ctx context.Context, getenv env, io stdio, args []string) error {
 		return &exitError{code: 2, err: err}
 	}
 	if fs.NArg() > 0 {
-		return usageError("unexpected argument %q (keys are read from files, never from arguments)\n%s", fs.Arg(0), keysUsage)
+		// Not echoed: a mistaken argument may be a pasted key.
+		return usageError("unexpected argument (keys are read from files, never from arguments)\n%s", keysUsage)
 	}
 	serverKeyID, err := runningKeyID(getenv, sub == "id")
 	if err != nil {
@@ -175,12 +177,17 @@ func runningKeyID(getenv env, required bool) (string, error) {
 	return k.KeyID(), nil
 }
 
-// readKeyFile reads a key from a file: the first line, without its line
-// break. The path may be a mounted secret file or a process substitution.
+// readKeyFile reads a key from a file, without its trailing line break.
+// The path may be a mounted secret file or a process substitution. It is
+// not echoed on failure: a key pasted in its place must not reach a log.
 func readKeyFile(flagName, path string) (domain.Secret, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return domain.Secret{}, usageError("%s: cannot read %s: %v", flagName, path, err)
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return domain.Secret{}, usageError("%s: cannot read the file: %v", flagName, err)
 	}
 	return domain.NewSecret(strings.TrimRight(string(b), "\r\n")), nil
 }
