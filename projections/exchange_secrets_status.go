@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -14,8 +16,12 @@ import (
 
 // ExchangeSecretsStatus is the exchange_secrets_status projection: one row
 // per configured exchange secret — hint, key id, time — from
-// secrets.exchange.configured, removed by secrets.exchange.deleted. It
-// backs GET /users/exchange-secrets; secrets themselves never reach it.
+// secrets.exchange.configured, removed by secrets.exchange.deleted. A
+// security.key_rotation.prune moves the key id of the rows under a dropped
+// key to the kept one (prune refuses unless every value holds the kept
+// key), so key_id is the key the secret is encrypted under once a rotation
+// is complete, and the key it was stored under before. It backs GET
+// /users/exchange-secrets; secrets themselves never reach it.
 type ExchangeSecretsStatus struct{}
 
 func (ExchangeSecretsStatus) Name() string     { return "exchange_secrets_status" }
@@ -31,9 +37,11 @@ type statusRow struct {
 	at          time.Time
 }
 
-// Apply folds the batch to the last state of each (user, exchange) it
-// touches, then writes it with one DELETE and one upsert, set-based.
+// Apply folds each run of secrets events to the last state of each (user,
+// exchange) it touches and writes it with one DELETE and one upsert,
+// set-based; a prune between runs is one UPDATE, in its place in the order.
 func (ExchangeSecretsStatus) Apply(ctx context.Context, tx pgx.Tx, t Tables, events []eventstore.Event) error {
+	table := t.Of(secretsStatusTable).Sanitize()
 	final := map[statusKey]*statusRow{}
 	for _, e := range events {
 		switch e.Type {
@@ -49,11 +57,25 @@ func (ExchangeSecretsStatus) Apply(ctx context.Context, tx pgx.Tx, t Tables, eve
 				return err
 			}
 			final[statusKey{d.UserID, string(d.Exchange)}] = nil
+		case domain.EventKeyRotationPrune:
+			var d domain.KeysPruned
+			if err := decodePayload(e, &d); err != nil {
+				return err
+			}
+			if err := writeStatus(ctx, tx, table, final); err != nil {
+				return err
+			}
+			final = map[statusKey]*statusRow{}
+			if _, err := tx.Exec(ctx, `UPDATE `+table+` SET key_id = $1 WHERE key_id = ANY($2::text[])`,
+				d.KeptKeyID, slices.Collect(maps.Keys(d.Dropped))); err != nil {
+				return err
+			}
 		}
 	}
-	if len(final) == 0 {
-		return nil
-	}
+	return writeStatus(ctx, tx, table, final)
+}
+
+func writeStatus(ctx context.Context, tx pgx.Tx, table string, final map[statusKey]*statusRow) error {
 	var delUsers, delExchanges, users, exchanges, hints, keyIDs []string
 	var ats []time.Time
 	for k, r := range final {
@@ -64,7 +86,6 @@ func (ExchangeSecretsStatus) Apply(ctx context.Context, tx pgx.Tx, t Tables, eve
 		users, exchanges = append(users, k.userID), append(exchanges, k.exchange)
 		hints, keyIDs, ats = append(hints, r.hint), append(keyIDs, r.keyID), append(ats, r.at)
 	}
-	table := t.Of(secretsStatusTable).Sanitize()
 	if len(delUsers) > 0 {
 		if _, err := tx.Exec(ctx, `DELETE FROM `+table+` s USING unnest($1::uuid[], $2::text[]) AS d(user_id, exchange)
 			WHERE s.user_id = d.user_id AND s.exchange = d.exchange`, delUsers, delExchanges); err != nil {
@@ -82,7 +103,8 @@ func (ExchangeSecretsStatus) Apply(ctx context.Context, tx pgx.Tx, t Tables, eve
 	return nil
 }
 
-// secretsEventsVersion is the payload version this projection reads.
+// secretsEventsVersion is the payload version this projection reads (of
+// the secrets events and of prune).
 const secretsEventsVersion = 1
 
 func decodePayload(e eventstore.Event, v any) error {

@@ -5,10 +5,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/google/uuid"
 
+	"github.com/tradeops/tradeops/app"
 	"github.com/tradeops/tradeops/domain"
 )
 
@@ -88,6 +91,32 @@ func TestExchangeSecretsStatusProjection(t *testing.T) {
 	}
 	if rebuilt := e.secretsStatusRows(t); rebuilt != live {
 		t.Fatalf("rebuilt:\n%s\nlive:\n%s", rebuilt, live)
+	}
+	// A prune moves the rows under a dropped key to the kept one; a secret
+	// stored after it keeps its own.
+	e.appendOne(t, domain.KeyringStream, "cli", domain.EventKeyRotationPrune,
+		domain.KeysPruned{KeptKeyID: "aaaaaaaaaaaaaaaa", Values: 3, Dropped: map[string]int{"00112233445566ff": 3}})
+	configured(u1, domain.ExchangeIBKR, "****0007")
+	e.drain(t, p)
+	for u, want := range map[string]string{u1: "BINANCE aaaaaaaaaaaaaaaa IBKR 00112233445566ff ", u2: "BINANCE aaaaaaaaaaaaaaaa "} {
+		l, _ := reader.List(ctx, u)
+		slices.SortFunc(l, func(a, b app.ExchangeSecretStatus) int {
+			return strings.Compare(string(a.Exchange), string(b.Exchange))
+		})
+		got := ""
+		for _, s := range l {
+			got += string(s.Exchange) + " " + s.KeyID + " "
+		}
+		if got != want {
+			t.Fatalf("after prune %s: %q, want %q", u, got, want)
+		}
+	}
+	live = e.secretsStatusRows(t)
+	if _, err := Rebuild(ctx, e.pool, e.store, p, RebuildOptions{BatchSize: 3, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}); err != nil {
+		t.Fatal(err)
+	}
+	if rebuilt := e.secretsStatusRows(t); rebuilt != live {
+		t.Fatalf("rebuilt after prune:\n%s\nlive:\n%s", rebuilt, live)
 	}
 	// A new change is not caught up until applied.
 	deleted(u3, domain.ExchangeIBKR)

@@ -366,6 +366,17 @@ func TestRotationRunbookThroughServe(t *testing.T) {
 		t.Fatalf("prune: %v\n%s", err, out)
 	}
 	d.login("admin@example.com", "admin password 123", "")
+	// The status names the key the secrets are now under (token: issued
+	// before the restarts, still valid).
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		st := d.secretsStatus(token)
+		if st["BINANCE"]["key_id"] == newKey.ring.KeyID() && st["IBKR"]["key_id"] == newKey.ring.KeyID() {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("status after the prune: %v", st)
+		}
+	}
 	if c := d.openCredentials(newKey.ring, opID, domain.ExchangeIBKR); c.Field("api_key").Reveal() != ibkrKey {
 		t.Fatal("IBKR key changed after the prune")
 	}
