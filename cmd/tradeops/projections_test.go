@@ -151,7 +151,8 @@ func TestServeProjectsTheAuditLog(t *testing.T) {
 			}), nil, io.Discard, io.Discard)
 		}()
 		base := "http://" + addr
-		waitStatus(t, base+"/no-such-route", http.StatusNotFound, `"not_found"`) // the API is open
+		// The API is open (unmatched routes answer 404 even while it starts).
+		waitStatus(t, base+"/users/me", http.StatusUnauthorized, `"unauthorized"`)
 		return base, done
 	}
 	audit := func(base string, wait time.Duration) []string {
