@@ -57,6 +57,7 @@ func runServe(ctx context.Context, getenv env, io stdio, args []string) error {
 		Logger:            log,
 		Ready:             ready.Load,
 		TrustProxyHeaders: cfg.TrustProxy,
+		TrustedProxies:    cfg.TrustedProxies,
 	}, identity.routes, auditRoutes(pool, identity.auth))
 
 	ln, err := net.Listen("tcp", cfg.ListenAddr)
