@@ -147,7 +147,7 @@ func weakKey(key []byte) string {
 		freq[b]++
 	}
 	if distinct < minDistinctBytes {
-		return fmt.Sprintf("it has only %d different byte values (at least %d required)", distinct, minDistinctBytes)
+		return fmt.Sprintf("it has %d distinct byte values (at least %d required)", distinct, minDistinctBytes)
 	}
 	if p := period(key); p < len(key) {
 		return fmt.Sprintf("it repeats a %d-byte pattern", p)

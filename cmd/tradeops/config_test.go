@@ -40,16 +40,16 @@ func TestWeakKeysRefused(t *testing.T) {
 	for name, tc := range map[string]struct {
 		variable, value, why string
 	}{
-		"secret one byte repeated":      {"SECRET_KEY", strings.Repeat("a", 40), "different byte values"},
-		"secret two bytes alternating":  {"SECRET_KEY", strings.Repeat("ab", 20), "different byte values"},
-		"secret seven distinct bytes":   {"SECRET_KEY", "abcdefgbcdefgacdefgabdefgabcefgabcdfgabcdeg", "different byte values"},
+		"secret one byte repeated":      {"SECRET_KEY", strings.Repeat("a", 40), "distinct byte values"},
+		"secret two bytes alternating":  {"SECRET_KEY", strings.Repeat("ab", 20), "distinct byte values"},
+		"secret seven distinct bytes":   {"SECRET_KEY", "abcdefgbcdefgacdefgabdefgabcefgabcdfgabcdeg", "distinct byte values"},
 		"secret word repeated":          {"SECRET_KEY", strings.Repeat("changeme!", 4), "repeats a 9-byte pattern"},
 		"secret pattern, cut":           {"SECRET_KEY", strings.Repeat("0123456789", 4)[:36], "repeats a 10-byte pattern"},
 		"secret mostly one byte":        {"SECRET_KEY", strings.Repeat("a", 22) + "0123456789", "estimated entropy is 62 bits"},
-		"encryption all zero":           {"ENCRYPTION_KEY", b64(make([]byte, 32)), "different byte values"},
-		"encryption 32 x 0x41":          {"ENCRYPTION_KEY", b64(bytes.Repeat([]byte{0x41}, 32)), "different byte values"},
+		"encryption all zero":           {"ENCRYPTION_KEY", b64(make([]byte, 32)), "distinct byte values"},
+		"encryption 32 x 0x41":          {"ENCRYPTION_KEY", b64(bytes.Repeat([]byte{0x41}, 32)), "distinct byte values"},
 		"encryption hex digits twice":   {"ENCRYPTION_KEY", b64([]byte("0123456789abcdef0123456789abcdef")), "repeats a 16-byte pattern"},
-		"encryption, url-safe unpadded": {"ENCRYPTION_KEY", base64.RawURLEncoding.EncodeToString(make([]byte, 32)), "different byte values"},
+		"encryption, url-safe unpadded": {"ENCRYPTION_KEY", base64.RawURLEncoding.EncodeToString(make([]byte, 32)), "distinct byte values"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := loadConfig(goodEnv(map[string]string{tc.variable: tc.value}), false)
