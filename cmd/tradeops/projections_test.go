@@ -151,7 +151,7 @@ func TestServeProjectsTheAuditLog(t *testing.T) {
 			}), nil, io.Discard, io.Discard)
 		}()
 		base := "http://" + addr
-		waitStatus(t, base+"/no-such-route", http.StatusNotFound, `"not_found"`) // the API is open
+		waitStatus(t, base+"/users/me", http.StatusUnauthorized, `"unauthorized"`) // the API is open (unmatched routes 404 even while starting)
 		return base, done
 	}
 	audit := func(base string, wait time.Duration) []string {
