@@ -22,11 +22,11 @@ const (
 	Audience = "tradeops-api"
 	// DefaultTTL is an access token's lifetime.
 	DefaultTTL = 15 * time.Minute
-	// MaxClockSkew is how far in the future an iat may lie: replicas'
+	// maxClockSkew is how far in the future an iat may lie: replicas'
 	// clocks differ a little, so a token issued by one may look a few
 	// seconds early to another. Beyond it the token was not issued by a
 	// sane server (or the key leaked) and is refused.
-	MaxClockSkew = 30 * time.Second
+	maxClockSkew = 30 * time.Second
 )
 
 // Tokens signs and verifies tokens with one key.
@@ -90,7 +90,7 @@ func (t *Tokens) Issue(userID string, now time.Time) (app.AccessToken, error) {
 // our audience, with an expiry in the future, no nbf in the future (we
 // issue none; the parser honours one), a subject that is a user id (a
 // canonical UUID: anything else would reach the database as an invalid
-// uuid, a 500) and an issue time at most MaxClockSkew ahead of now.
+// uuid, a 500) and an issue time at most maxClockSkew ahead of now.
 func (t *Tokens) Verify(token domain.Secret, now time.Time) (app.TokenClaims, error) {
 	var c claims
 	p := jwt.NewParser(
@@ -108,7 +108,7 @@ func (t *Tokens) Verify(token domain.Secret, now time.Time) (app.TokenClaims, er
 	if id, err := uuid.Parse(c.Subject); err != nil || id.String() != c.Subject {
 		return app.TokenClaims{}, errors.New("token rejected: the subject is not a user id")
 	}
-	if c.IssuedAt.After(now.Add(MaxClockSkew)) {
+	if c.IssuedAt.After(now.Add(maxClockSkew)) {
 		return app.TokenClaims{}, fmt.Errorf("token rejected: issued %s in the future", c.IssuedAt.Sub(now).Round(time.Second))
 	}
 	return app.TokenClaims{UserID: c.Subject, IssuedAt: c.IssuedAt.Time}, nil
