@@ -104,13 +104,48 @@ func wireIdentity(ctx context.Context, cfg config, getenv env, store *eventstore
 		}
 		return nil
 	}
+	checkKeys := app.NewCheckSealedKeysHandler(postgres.NewSealedInventory(store.Pool()), keys.KeyID())
 	// Like the migrations, the start-up work is retried while the database
-	// misbehaves; the API stays closed (503) until it is done.
+	// misbehaves; the API stays closed (503) until it is done. A key that
+	// opens none of the stored secrets is not retried: start fails.
 	start := func(ctx context.Context) error {
 		ctx = app.WithCaller(ctx, app.Caller{Email: "system", RequestID: uuid.NewString()})
+		var report app.SealedKeyReport
+		if err := postgres.Retry(ctx, log, "encryption key check", func(ctx context.Context) (err error) {
+			report, err = checkKeys.Handle(ctx)
+			return err
+		}); err != nil {
+			return err
+		}
+		if err := judgeSealedKeys(report, cfg, log); err != nil {
+			return err
+		}
 		return postgres.Retry(ctx, log, "identity start-up", startOnce)
 	}
 	return &identity{routes: routes, auth: auth, start: start}, nil
+}
+
+// judgeSealedKeys refuses to start when values are stored and ENCRYPTION_KEY
+// opens none of them (the wrong key: every 2FA login would fail), and warns
+// loudly when it opens only some. A key --dev generated cannot open what a
+// previous run stored; that is expected there and only warned about.
+func judgeSealedKeys(r app.SealedKeyReport, cfg config, log *slog.Logger) error {
+	values, unopenable := r.Values()
+	switch {
+	case r.NoneOpenable() && !cfg.generated("ENCRYPTION_KEY"):
+		return usageError("ENCRYPTION_KEY opens none of the %d stored encrypted values: they are under key id(s) %s, "+
+			"this server's key id is %s; start with the key they were encrypted with (key ids are the first 8 bytes of SHA-256 of a key, in hex)",
+			values, r.KeyIDs(), r.KeyID)
+	case r.NoneOpenable():
+		log.Warn("DEV MODE: the generated ENCRYPTION_KEY opens none of the stored encrypted values (2FA seeds); their users cannot log in with 2FA. "+
+			"`make run` keeps one development key across restarts (scripts/devsecrets.sh)",
+			"key_id", r.KeyID, "values", values, "stored_key_ids", r.KeyIDs())
+	case r.Partial():
+		log.Warn("ENCRYPTION_KEY DOES NOT OPEN EVERY STORED ENCRYPTED VALUE: those without a ciphertext under this server's key id fail "+
+			"(2FA logins, exchange calls) until they are re-encrypted under it; an interrupted key rotation or a mixed-up key is the usual cause",
+			"key_id", r.KeyID, "values", values, "unopenable", unopenable, "stored_key_ids", r.KeyIDs())
+	}
+	return nil
 }
 
 // riskProfileBinding reads RISK_PROFILE_MODEL2_EMAIL and

@@ -147,11 +147,11 @@ func TestServeProjectsTheAuditLog(t *testing.T) {
 		go func() {
 			done <- run(ctx, append([]string{"tradeops", "serve"}, args...), envOf(map[string]string{
 				"DATABASE_URL": dbURL, "LISTEN_ADDR": addr, "SECRET_KEY": string(testSecretKey),
-				"ENCRYPTION_KEY": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=", "LOG_LEVEL": "error",
+				"ENCRYPTION_KEY": testEncryptionKey, "LOG_LEVEL": "error",
 			}), nil, io.Discard, io.Discard)
 		}()
 		base := "http://" + addr
-		waitStatus(t, base+"/no-such-route", http.StatusNotFound, `"not_found"`) // the API is open
+		waitStatus(t, base+"/users/me", http.StatusUnauthorized, `"unauthorized"`) // the API is open (unmatched routes 404 even while starting)
 		return base, done
 	}
 	audit := func(base string, wait time.Duration) []string {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -57,6 +58,7 @@ func runServe(ctx context.Context, getenv env, io stdio, args []string) error {
 		Logger:            log,
 		Ready:             ready.Load,
 		TrustProxyHeaders: cfg.TrustProxy,
+		TrustedProxies:    cfg.TrustedProxies,
 	}, identity.routes, auditRoutes(pool, identity.auth))
 
 	ln, err := net.Listen("tcp", cfg.ListenAddr)
@@ -66,13 +68,20 @@ func runServe(ctx context.Context, getenv env, io stdio, args []string) error {
 	log.Info("listening", "addr", ln.Addr().String(), "version", version)
 
 	// The database may still be down: keep serving /healthz (degraded) while
-	// migrations are retried, then open the API.
+	// migrations are retried, then open the API. A start-up that cannot
+	// succeed (the wrong ENCRYPTION_KEY) stops the server with its reason.
+	ctx, refuse := context.WithCancelCause(ctx)
+	defer refuse(nil)
 	go func() {
 		if err := postgres.MigrateWithRetry(ctx, pool, log); err != nil {
 			return // shutting down
 		}
 		if err := identity.start(ctx); err != nil {
-			return // shutting down
+			if ctx.Err() == nil {
+				log.Error("start-up refused; stopping", "err", err)
+				refuse(err)
+			}
+			return
 		}
 		ready.Store(true)
 		log.Info("database ready; serving the API")
@@ -81,7 +90,13 @@ func runServe(ctx context.Context, getenv env, io stdio, args []string) error {
 		}
 	}()
 
-	return serveHTTP(ctx, ln, handler, log)
+	if err := serveHTTP(ctx, ln, handler, log); err != nil {
+		return err
+	}
+	if cause := context.Cause(ctx); !errors.Is(cause, ctx.Err()) {
+		return cause // refused above, not asked to stop
+	}
+	return nil
 }
 
 // shutdownGrace is how long in-flight requests get to finish after SIGTERM.

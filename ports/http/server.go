@@ -6,10 +6,9 @@ package http
 import (
 	"context"
 	"log/slog"
-	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -33,8 +32,11 @@ type Options struct {
 	// applied). Until then every route but /healthz and /metrics answers 503.
 	Ready func() bool
 	// TrustProxyHeaders takes the client IP from X-Forwarded-For / X-Real-IP
-	// (only behind a proxy that sets them; otherwise clients could spoof it).
+	// when the connection comes from one of TrustedProxies (see clientip.go).
 	TrustProxyHeaders bool
+	// TrustedProxies are the proxies whose forwarding headers are believed;
+	// nil means the private, loopback and link-local ranges.
+	TrustedProxies []netip.Prefix
 }
 
 // NewHandler builds the API: common middleware, /healthz, /metrics and every
@@ -71,7 +73,7 @@ func requestContext(opts Options, next http.Handler) http.Handler {
 			id = uuid.NewString()
 		}
 		w.Header().Set("X-Request-ID", id)
-		ctx := app.WithCaller(r.Context(), app.Caller{RequestID: id, ClientIP: clientIP(r, opts.TrustProxyHeaders)})
+		ctx := app.WithCaller(r.Context(), app.Caller{RequestID: id, ClientIP: clientIP(r, opts)})
 		ctx = withLogger(ctx, opts.Logger.With("request_id", id))
 		// A declared length over the limit is refused before anything reads
 		// the body; MaxBytesReader catches chunked or lying bodies.
@@ -94,25 +96,6 @@ func validRequestID(id string) bool {
 		}
 	}
 	return true
-}
-
-func clientIP(r *http.Request, trustProxy bool) string {
-	if trustProxy {
-		if v := r.Header.Get("X-Real-IP"); v != "" && net.ParseIP(v) != nil {
-			return v
-		}
-		if v := r.Header.Get("X-Forwarded-For"); v != "" {
-			first, _, _ := strings.Cut(v, ",")
-			if first = strings.TrimSpace(first); net.ParseIP(first) != nil {
-				return first
-			}
-		}
-	}
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 func readyGate(ready func() bool) mux.MiddlewareFunc {
