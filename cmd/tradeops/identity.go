@@ -32,8 +32,10 @@ const accessCacheTTL = 5 * time.Second
 type identity struct {
 	routes porthttp.Registrar
 	auth   *porthttp.Authenticator
-	// start runs once the schema is migrated: dev seeding and risk profile
-	// binding. It returns only when done or when ctx ends.
+	// start runs once the schema is migrated: settling the login attempts
+	// a stopped process left in flight, dev seeding and risk profile
+	// binding. It returns only when done or when ctx ends, leaving the
+	// periodic settling running until ctx ends.
 	start func(ctx context.Context) error
 }
 
@@ -42,9 +44,14 @@ type identityDeps struct {
 	now      func() time.Time
 	policy   domain.ThrottlePolicy
 	tokenTTL time.Duration
+	hasher   app.PasswordHasher
+	// settleEvery is how often login attempts left in flight by a stopped
+	// process (another replica's crash) are settled after the start.
+	settleEvery time.Duration
 }
 
-var defaultIdentityDeps = identityDeps{now: time.Now, policy: domain.DefaultThrottlePolicy, tokenTTL: token.DefaultTTL}
+var defaultIdentityDeps = identityDeps{now: time.Now, policy: domain.DefaultThrottlePolicy, tokenTTL: token.DefaultTTL,
+	hasher: argon2id.New(argon2id.OWASP, 0), settleEvery: domain.DefaultThrottlePolicy.InFlight}
 
 func newIdentity(ctx context.Context, cfg config, getenv env, store *eventstore.Store, out io.Writer, log *slog.Logger) (*identity, error) {
 	return wireIdentity(ctx, cfg, getenv, store, out, log, defaultIdentityDeps)
@@ -65,9 +72,10 @@ func wireIdentity(ctx context.Context, cfg config, getenv env, store *eventstore
 	}
 	users := postgres.NewUsers(store, accessCacheTTL)
 	attempts := postgres.NewLoginAttempts(store)
-	hasher := argon2id.New(argon2id.OWASP, 0)
+	hasher := d.hasher
 	otp := totp.New()
-	login, err := app.NewLoginHandler(ctx, users, attempts, hasher, keys, otp, tokens, d.policy, d.now)
+	usernames := domain.NewUsernameKey(cfg.SecretKey)
+	login, err := app.NewLoginHandler(ctx, users, attempts, hasher, keys, otp, tokens, usernames, d.policy, d.now)
 	if err != nil {
 		return nil, err
 	}
@@ -76,15 +84,26 @@ func wireIdentity(ctx context.Context, cfg config, getenv env, store *eventstore
 		Login:            login,
 		Logout:           app.NewLogoutHandler(users, d.now),
 		SetupTwoFactor:   app.NewSetupTwoFactorHandler(users, keys, otp),
-		EnableTwoFactor:  app.NewEnableTwoFactorHandler(users, attempts, keys, otp, d.policy, d.now),
-		DisableTwoFactor: app.NewDisableTwoFactorHandler(users, attempts, keys, otp, d.policy, d.now),
+		EnableTwoFactor:  app.NewEnableTwoFactorHandler(users, attempts, keys, otp, usernames, d.policy, d.now),
+		DisableTwoFactor: app.NewDisableTwoFactorHandler(users, attempts, keys, otp, usernames, d.policy, d.now),
 		Me:               app.NewGetMeHandler(users),
 	}, auth)
 	seed := app.NewSeedDemoUsersHandler(users, app.NewCreateUserHandler(users, hasher))
 	bind := app.NewBindRiskProfilesHandler(users)
+	settle := app.NewSettleInterruptedLoginsHandler(attempts, d.policy, d.now)
+	settleInterrupted := func(ctx context.Context) error {
+		n, err := settle.Handle(ctx)
+		if n > 0 {
+			log.Warn("settled login attempts a stopped process left in flight (recorded as auth.login.failure, reason interrupted)", "attempts", n)
+		}
+		return err
+	}
 	log.Info("identity ready", "encryption_key_id", keys.KeyID())
 
 	startOnce := func(ctx context.Context) error {
+		if err := settleInterrupted(ctx); err != nil {
+			return err
+		}
 		if cfg.Dev {
 			created, err := seed.Handle(ctx, binding)
 			if err != nil {
@@ -107,7 +126,9 @@ func wireIdentity(ctx context.Context, cfg config, getenv env, store *eventstore
 	checkKeys := app.NewCheckSealedKeysHandler(postgres.NewSealedInventory(store.Pool()), keys.KeyID())
 	// Like the migrations, the start-up work is retried while the database
 	// misbehaves; the API stays closed (503) until it is done. A key that
-	// opens none of the stored secrets is not retried: start fails.
+	// opens none of the stored secrets is not retried: start fails. Then
+	// attempts left in flight by another replica that died are settled
+	// periodically until ctx ends.
 	start := func(ctx context.Context) error {
 		ctx = app.WithCaller(ctx, app.Caller{Email: "system", RequestID: uuid.NewString()})
 		var report app.SealedKeyReport
@@ -120,7 +141,24 @@ func wireIdentity(ctx context.Context, cfg config, getenv env, store *eventstore
 		if err := judgeSealedKeys(report, cfg, log); err != nil {
 			return err
 		}
-		return postgres.Retry(ctx, log, "identity start-up", startOnce)
+		if err := postgres.Retry(ctx, log, "identity start-up", startOnce); err != nil {
+			return err
+		}
+		go func() {
+			tick := time.NewTicker(d.settleEvery)
+			defer tick.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-tick.C:
+				}
+				if err := settleInterrupted(ctx); err != nil && ctx.Err() == nil {
+					log.Warn("settling interrupted login attempts failed; retrying later", "err", err)
+				}
+			}
+		}()
+		return nil
 	}
 	return &identity{routes: routes, auth: auth, start: start}, nil
 }

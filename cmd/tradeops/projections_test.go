@@ -151,7 +151,9 @@ func TestServeProjectsTheAuditLog(t *testing.T) {
 			}), nil, io.Discard, io.Discard)
 		}()
 		base := "http://" + addr
-		waitStatus(t, base+"/users/me", http.StatusUnauthorized, `"unauthorized"`) // the API is open (unmatched routes 404 even while starting)
+		// The API is open once a guarded route answers 401 rather than 503
+		// (an unknown route answers 404 before the start-up work is done).
+		waitStatus(t, base+"/users/me", http.StatusUnauthorized, `"unauthorized"`)
 		return base, done
 	}
 	audit := func(base string, wait time.Duration) []string {
