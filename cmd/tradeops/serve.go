@@ -56,6 +56,7 @@ func runServe(ctx context.Context, getenv env, io stdio, args []string) error {
 		Registry:          reg,
 		Logger:            log,
 		Ready:             ready.Load,
+		Classify:          postgres.Classify,
 		TrustProxyHeaders: cfg.TrustProxy,
 	}, identity.routes, auditRoutes(pool, identity.auth))
 
