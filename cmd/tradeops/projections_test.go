@@ -151,7 +151,7 @@ func TestServeProjectsTheAuditLog(t *testing.T) {
 			}), nil, io.Discard, io.Discard)
 		}()
 		base := "http://" + addr
-		waitStatus(t, base+"/no-such-route", http.StatusNotFound, `"not_found"`) // the API is open
+		waitStatus(t, base+"/healthz", http.StatusOK, `"ok"`) // ready: the API is open
 		return base, done
 	}
 	audit := func(base string, wait time.Duration) []string {
