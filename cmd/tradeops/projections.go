@@ -43,6 +43,9 @@ then swaps them in and hands off to the live runner; a killed rebuild resumes.
 --all rebuilds every projection but audit_seal, which only --reseal rebuilds.`
 
 func runProjections(ctx context.Context, getenv env, io stdio, args []string) error {
+	if len(args) > 0 && isHelp(args[0]) {
+		return showUsage(io.out, projectionsUsage)
+	}
 	if len(args) == 0 {
 		return usageError("%s", projectionsUsage)
 	}
@@ -57,9 +60,8 @@ func runProjections(ctx context.Context, getenv env, io stdio, args []string) er
 
 func projectionsStatus(ctx context.Context, getenv env, io stdio, args []string) error {
 	fs := flag.NewFlagSet("projections status", flag.ContinueOnError)
-	fs.SetOutput(io.err)
-	if err := fs.Parse(args); err != nil {
-		return &exitError{code: 2, err: err}
+	if _, err := parseFlags(fs, args, io.out, projectionsUsage, 0); err != nil {
+		return err
 	}
 	pool, err := openDB(ctx, getenv)
 	if err != nil {
@@ -101,21 +103,25 @@ func projectionsStatus(ctx context.Context, getenv env, io stdio, args []string)
 
 func projectionsRebuild(ctx context.Context, getenv env, io stdio, args []string) error {
 	fs := flag.NewFlagSet("projections rebuild", flag.ContinueOnError)
-	fs.SetOutput(io.err)
 	all := fs.Bool("all", false, "rebuild every projection except audit_seal")
 	reseal := fs.Bool("reseal", false, "with audit_seal: re-seal the stream (refused unless the existing chain verifies)")
 	batch := fs.Int("batch", 10000, "events per transaction")
+	// NAME may come before the flags (where flag parsing would stop) or
+	// after them.
 	var name string
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		name, args = args[0], args[1:]
 	}
-	if err := fs.Parse(args); err != nil {
-		return &exitError{code: 2, err: err}
+	maxArgs := 1
+	if name != "" {
+		maxArgs = 0
 	}
-	if fs.NArg() > 0 && name == "" {
-		name = fs.Arg(0)
-	} else if fs.NArg() > 0 {
-		return usageError("%s", projectionsUsage)
+	rest, err := parseFlags(fs, args, io.out, projectionsUsage, maxArgs)
+	if err != nil {
+		return err
+	}
+	if len(rest) == 1 {
+		name = rest[0]
 	}
 	if *batch < 1 {
 		return usageError("--batch must be positive")

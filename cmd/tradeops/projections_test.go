@@ -151,9 +151,7 @@ func TestServeProjectsTheAuditLog(t *testing.T) {
 			}), nil, io.Discard, io.Discard)
 		}()
 		base := "http://" + addr
-		// The API is open once a guarded route answers 401 rather than 503
-		// (an unknown route answers 404 before the start-up work is done).
-		waitStatus(t, base+"/users/me", http.StatusUnauthorized, `"unauthorized"`)
+		waitStatus(t, base+"/healthz", http.StatusOK, `"ok"`) // ready: the API is open
 		return base, done
 	}
 	audit := func(base string, wait time.Duration) []string {

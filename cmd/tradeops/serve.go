@@ -16,13 +16,16 @@ import (
 	porthttp "github.com/tradeops/tradeops/ports/http"
 )
 
+const serveUsage = `usage: tradeops serve [--dev] [--projections on|off]
+Applies the migrations and serves the HTTP API on LISTEN_ADDR; the
+configuration comes from the environment (see README).`
+
 func runServe(ctx context.Context, getenv env, io stdio, args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(io.err)
 	dev := fs.Bool("dev", false, "development mode: generate throwaway secrets when missing, seed demo users")
 	runProjs := fs.String("projections", "on", "run the projections in this process: on, or off when `tradeops worker` runs them")
-	if err := fs.Parse(args); err != nil {
-		return &exitError{code: 2, err: err}
+	if _, err := parseFlags(fs, args, io.out, serveUsage, 0); err != nil {
+		return err
 	}
 	if *runProjs != "on" && *runProjs != "off" {
 		return usageError("--projections must be on or off")
@@ -57,6 +60,7 @@ func runServe(ctx context.Context, getenv env, io stdio, args []string) error {
 		Registry:          reg,
 		Logger:            log,
 		Ready:             ready.Load,
+		Classify:          postgres.Classify,
 		TrustProxyHeaders: cfg.TrustProxy,
 		TrustedProxies:    cfg.TrustedProxies,
 	}, identity.routes, auditRoutes(pool, identity.auth))

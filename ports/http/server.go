@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/tradeops/tradeops/app"
+	"github.com/tradeops/tradeops/domain"
 )
 
 // Registrar adds one feature's routes to the router.
@@ -29,8 +30,14 @@ type Options struct {
 	Registry *prometheus.Registry
 	Logger   *slog.Logger
 	// Ready reports whether the service finished starting (migrations
-	// applied). Until then every route but /healthz and /metrics answers 503.
+	// applied, start-up work done). Until then /healthz and every route but
+	// /metrics answer 503.
 	Ready func() bool
+	// Classify turns an error no layer classified into a classified one,
+	// or returns it unchanged: the composition root passes the database
+	// adapter's, which marks an unreachable database KindUnavailable (503),
+	// so that this port needs no knowledge of the driver's errors.
+	Classify func(error) error
 	// TrustProxyHeaders takes the client IP from X-Forwarded-For / X-Real-IP
 	// when the connection comes from one of TrustedProxies (see clientip.go).
 	TrustProxyHeaders bool
@@ -54,14 +61,14 @@ func NewHandler(opts Options, features ...Registrar) http.Handler {
 	r.MethodNotAllowedHandler = m.instrument(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		writeErrorStatus(w, http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed on this endpoint")
 	}))
-	r.Handle("/healthz", healthHandler(opts.Version, opts.Health)).Methods(http.MethodGet)
+	r.Handle("/healthz", healthHandler(opts.Version, opts.Health, opts.Ready)).Methods(http.MethodGet)
 	r.Handle("/metrics", promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{})).Methods(http.MethodGet)
 	api := r.NewRoute().Subrouter()
 	api.Use(readyGate(opts.Ready))
 	for _, f := range features {
 		f(api)
 	}
-	return requestContext(opts, recoverer(r))
+	return requestContext(opts, recoverer(validateInput(r, m.instrument)))
 }
 
 // requestContext gives every request an id (X-Request-ID, taken from the
@@ -75,6 +82,9 @@ func requestContext(opts Options, next http.Handler) http.Handler {
 		w.Header().Set("X-Request-ID", id)
 		ctx := app.WithCaller(r.Context(), app.Caller{RequestID: id, ClientIP: clientIP(r, opts)})
 		ctx = withLogger(ctx, opts.Logger.With("request_id", id))
+		if opts.Classify != nil {
+			ctx = context.WithValue(ctx, classifierKey{}, opts.Classify)
+		}
 		// A declared length over the limit is refused before anything reads
 		// the body; MaxBytesReader catches chunked or lying bodies.
 		if r.ContentLength > MaxBodyBytes {
@@ -98,12 +108,15 @@ func validRequestID(id string) bool {
 	return true
 }
 
+// errStarting answers API requests until the service is ready; the code is
+// the one of any other outage, so clients handle one 503.
+var errStarting = domain.Errorf(domain.KindUnavailable, "unavailable", "the service is starting; the database is not ready yet")
+
 func readyGate(ready func() bool) mux.MiddlewareFunc {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if ready != nil && !ready() {
-				w.Header().Set("Retry-After", "1")
-				writeErrorStatus(w, http.StatusServiceUnavailable, "starting", "the service is starting; the database is not ready yet")
+				WriteError(w, r, errStarting)
 				return
 			}
 			next.ServeHTTP(w, r)
