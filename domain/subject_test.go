@@ -13,8 +13,8 @@ func TestEventSubject(t *testing.T) {
 	for _, tc := range []struct {
 		stream, payload, want string
 	}{
-		{domain.UserStream(id), `{"from":"operator","to":"admin"}`, id},                 // user.role.changed by an admin
-		{domain.UserStream(id), `{"user_id":"someone-else"}`, id},                       // the stream decides
+		{domain.UserStream(id), `{"from":"operator","to":"admin"}`, id}, // user.role.changed by an admin
+		{domain.UserStream(id), `{"user_id":"someone-else"}`, id},       // the stream decides
 		{domain.LoginStream("ops@example.com"), `{"email":"ops@example.com","user_id":"` + id + `","reason":"invalid_credentials"}`, id},
 		{domain.LoginStream("nobody@example.com"), `{"email":"nobody@example.com","reason":"invalid_credentials"}`, ""}, // no account
 		{"execution-1", `{"symbol":"BTCUSDT"}`, ""},
@@ -25,7 +25,7 @@ func TestEventSubject(t *testing.T) {
 		{"x", `{"user_id":""}`, ""},
 		{"x", `{"user_id":"` + long + `"}`, ""},
 		{"x", `{"nested":{"user_id":"` + id + `"}}`, ""}, // top level only
-		{"x", `{"user_id":"a","user_id":"b"}`, "b"},     // the last one, as jsonb keeps it
+		{"x", `{"user_id":"a","user_id":"b"}`, "b"},      // the last one, as jsonb keeps it
 		{"x", `["user_id"]`, ""},
 		{"x", `not json "user_id"`, ""},
 		{"user-", `{"user_id":"` + id + `"}`, id}, // an empty stream suffix names no one
