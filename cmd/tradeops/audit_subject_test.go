@@ -35,7 +35,7 @@ func TestMyAuditShowsOthersActingOnMyAccount(t *testing.T) {
 	go func() {
 		done <- run(ctx, []string{"tradeops", "serve"}, envOf(map[string]string{
 			"DATABASE_URL": dbURL, "LISTEN_ADDR": addr, "SECRET_KEY": string(testSecretKey),
-			"ENCRYPTION_KEY": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=", "LOG_LEVEL": "error",
+			"ENCRYPTION_KEY": testEncryptionKey, "LOG_LEVEL": "error",
 		}), nil, io.Discard, io.Discard)
 	}()
 	t.Cleanup(func() {
