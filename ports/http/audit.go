@@ -21,8 +21,8 @@ type AuditQueries struct {
 
 // AuditRoutes serves the audit log: GET /ops/audit/me, the events the caller
 // caused or that are about the caller's account, and GET /ops/audit, every
-// user's, for admins. Both answer newest
-// first, a page at a time, with an opaque next_cursor (null on the last page).
+// user's, for admins. Both answer newest first, a page at a time, with an
+// opaque next_cursor (null on the last page).
 func AuditRoutes(q AuditQueries, requireUser, requireAdmin mux.MiddlewareFunc) Registrar {
 	return func(r *mux.Router) {
 		r.Handle("/ops/audit/me", requireUser(listMyAudit(q.Mine))).Methods(http.MethodGet)
