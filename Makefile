@@ -52,6 +52,7 @@ lint: $(STATICCHECK)
 	@unformatted="$$(gofmt -l $$(git ls-files '*.go'))"; \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) run ./internal/layercheck
 	$(STATICCHECK) ./...
 
 stop-db:

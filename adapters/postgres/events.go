@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
@@ -15,20 +16,60 @@ import (
 // appendEvents appends domain events to stream inside tx, with the metadata
 // of ctx's caller.
 func appendEvents(ctx context.Context, store *eventstore.Store, tx pgx.Tx, stream string, expected eventstore.ExpectedVersion, events ...domain.Event) error {
+	out, err := storeEvents(events)
+	if err != nil {
+		return err
+	}
+	_, err = store.AppendTx(ctx, tx, stream, expected, callerMetadata(ctx), out...)
+	return appendError(stream, err)
+}
+
+func storeEvents(events []domain.Event) ([]eventstore.NewEvent, error) {
 	out := make([]eventstore.NewEvent, len(events))
 	for i, e := range events {
 		data, err := json.Marshal(e.Data)
 		if err != nil {
-			return fmt.Errorf("marshal %s: %w", e.Type, err)
+			return nil, fmt.Errorf("marshal %s: %w", e.Type, err)
 		}
 		out[i] = eventstore.NewEvent{Type: e.Type, SchemaVersion: e.SchemaVersion, Data: data}
 	}
+	return out, nil
+}
+
+// callerMetadata is the metadata of every event a command appends: a
+// command's events are caused by the request (or CLI run) that issued it,
+// which is also what correlates them.
+func callerMetadata(ctx context.Context) eventstore.Metadata {
 	c := app.CallerFrom(ctx)
-	// A command's events are caused by the request (or CLI run) that issued
-	// it, which is also what correlates them.
-	md := eventstore.Metadata{ActorID: c.UserID, ActorEmail: c.Email, CorrelationID: c.RequestID, CausationID: c.RequestID, ClientIP: c.ClientIP}
-	if _, err := store.AppendTx(ctx, tx, stream, expected, md, out...); err != nil {
-		return fmt.Errorf("append to %s: %w", stream, err)
+	return eventstore.Metadata{ActorID: c.UserID, ActorEmail: c.Email, CorrelationID: c.RequestID, CausationID: c.RequestID, ClientIP: c.ClientIP}
+}
+
+// appendError classifies the store's concurrency sentinel as the domain's
+// conflict (the store itself knows no domain); both stay in the chain.
+func appendError(stream string, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, eventstore.ErrConcurrency):
+		return fmt.Errorf("append to %s: %w: %w", stream, domain.ErrConcurrency, err)
 	}
-	return nil
+	return fmt.Errorf("append to %s: %w", stream, err)
+}
+
+// Events records events that come with no state of their own to write
+// (app.EventRecorder), such as audit.reseal.
+type Events struct{ store *eventstore.Store }
+
+// NewEvents returns the recorder over store.
+func NewEvents(store *eventstore.Store) *Events { return &Events{store: store} }
+
+// Record implements app.EventRecorder: it appends to stream whatever its
+// version, with the metadata of ctx's caller.
+func (r *Events) Record(ctx context.Context, stream string, events ...domain.Event) error {
+	out, err := storeEvents(events)
+	if err != nil {
+		return err
+	}
+	_, err = r.store.Append(ctx, stream, eventstore.Any, callerMetadata(ctx), out...)
+	return appendError(stream, err)
 }

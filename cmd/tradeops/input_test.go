@@ -14,6 +14,7 @@ import (
 
 	"github.com/tradeops/tradeops/adapters/postgres"
 	"github.com/tradeops/tradeops/domain"
+	"github.com/tradeops/tradeops/eventstore"
 	porthttp "github.com/tradeops/tradeops/ports/http"
 )
 
@@ -24,7 +25,7 @@ func newAPI(t testing.TB) *harness {
 	h := newHarness(t, domain.DefaultThrottlePolicy, envOf(nil), false)
 	srv := httptest.NewServer(porthttp.NewHandler(porthttp.Options{
 		Version: "test", Health: h.pool, Registry: prometheus.NewRegistry(), Logger: slog.New(slog.NewJSONHandler(h.logs, nil)), Classify: postgres.Classify,
-	}, h.id.routes, auditRoutes(h.pool, h.id.auth)))
+	}, h.id.routes, auditRoutes(eventstore.New(h.pool), h.id.auth)))
 	t.Cleanup(srv.Close)
 	h.url = srv.URL
 	return h

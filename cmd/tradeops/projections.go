@@ -12,26 +12,24 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/term"
 
+	"github.com/tradeops/tradeops/adapters/postgres"
 	"github.com/tradeops/tradeops/app"
 	"github.com/tradeops/tradeops/eventstore"
 	porthttp "github.com/tradeops/tradeops/ports/http"
 	"github.com/tradeops/tradeops/projections"
 )
 
-// liveProjections are the read models the runner keeps up to date, in
-// serve and in worker alike.
-func liveProjections() []projections.Projection {
-	return []projections.Projection{projections.AuditLog{}, projections.AuditSeal{}}
-}
-
-// auditRoutes wires the audit endpoints over the audit_log read model.
-func auditRoutes(pool *pgxpool.Pool, auth *porthttp.Authenticator) porthttp.Registrar {
-	log := projections.NewAuditLogReader(pool)
-	return porthttp.AuditRoutes(porthttp.AuditQueries{Mine: app.NewListMyAuditHandler(log), All: app.NewListAuditHandler(log)},
-		auth.RequireUser, auth.RequireAdmin)
+// auditRoutes wires the audit endpoints over the audit_log read model. The
+// admin's ?user=<email> is resolved by the users repository (its own
+// instance: e-mail look-ups do not use the access cache).
+func auditRoutes(store *eventstore.Store, auth *porthttp.Authenticator) porthttp.Registrar {
+	log := projections.NewAuditLogReader(store.Pool())
+	return porthttp.AuditRoutes(porthttp.AuditQueries{
+		Mine: app.NewListMyAuditHandler(log),
+		All:  app.NewListAuditHandler(log, postgres.NewUsers(store, 0)),
+	}, auth.RequireUser, auth.RequireAdmin)
 }
 
 const projectionsUsage = `usage:
@@ -68,7 +66,7 @@ func projectionsStatus(ctx context.Context, getenv env, io stdio, args []string)
 		return err
 	}
 	defer pool.Close()
-	statuses, err := projections.ReadStatus(ctx, pool, liveProjections())
+	statuses, err := projections.ReadStatus(ctx, pool, projections.All())
 	if err != nil {
 		return err
 	}
@@ -127,7 +125,7 @@ func projectionsRebuild(ctx context.Context, getenv env, io stdio, args []string
 		return usageError("--batch must be positive")
 	}
 	var targets []projections.Projection
-	for _, p := range liveProjections() {
+	for _, p := range projections.All() {
 		if (*all && p.Name() != projections.SealName) || p.Name() == name {
 			targets = append(targets, p)
 		}
@@ -152,9 +150,8 @@ func projectionsRebuild(ctx context.Context, getenv env, io stdio, args []string
 		start := time.Now()
 		var pos eventstore.Position
 		if *reseal {
-			caller := cliCaller()
-			md := eventstore.Metadata{ActorEmail: caller.Email, CorrelationID: caller.RequestID, CausationID: caller.RequestID}
-			pos, err = projections.Reseal(ctx, pool, store, md, operator(), opts)
+			record := app.NewRecordResealHandler(postgres.NewEvents(store))
+			pos, err = projections.Reseal(app.WithCaller(ctx, cliCaller()), pool, store, record, operator(), opts)
 		} else {
 			pos, err = projections.Rebuild(ctx, pool, store, p, opts)
 		}
@@ -173,7 +170,7 @@ func projectionsRebuild(ctx context.Context, getenv env, io stdio, args []string
 
 func projectionNames() []string {
 	var names []string
-	for _, p := range liveProjections() {
+	for _, p := range projections.All() {
 		names = append(names, p.Name())
 	}
 	return names

@@ -64,7 +64,7 @@ func TestProjectionsCLI(t *testing.T) {
 		t.Fatalf("progress lines: %s", errOut)
 	}
 	out, _, _ = cli(t, url, "projections", "status")
-	if !regexp.MustCompile(`audit_log\s+1\s+\d+:\d+\s+0\s+0\.0\s+live\s+0`).MatchString(out) {
+	if !regexp.MustCompile(`audit_log\s+2\s+\d+:\d+\s+0\s+0\.0\s+live\s+0`).MatchString(out) {
 		t.Fatalf("status after the rebuild:\n%s", out)
 	}
 

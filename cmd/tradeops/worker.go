@@ -64,5 +64,5 @@ func runWorker(ctx context.Context, getenv env, io stdio, args []string) error {
 // startProjections keeps the live projections up to date until ctx ends.
 func startProjections(ctx context.Context, pool *pgxpool.Pool, store *eventstore.Store, reg prometheus.Registerer, log *slog.Logger) {
 	log.Info("projections running", "projections", projectionNames())
-	projections.NewRunner(pool, store, liveProjections(), projections.WithMetrics(reg), projections.WithLogger(log)).Run(ctx)
+	projections.NewRunner(pool, store, projections.All(), projections.WithMetrics(reg), projections.WithLogger(log)).Run(ctx)
 }
