@@ -8,8 +8,11 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 STATICCHECK_VERSION := v0.8.2
 STATICCHECK := bin/staticcheck-$(STATICCHECK_VERSION)
 TEST_TIMEOUT ?= 12m
+FUZZTIME ?= 5s
+# package:target pairs; `go test -fuzz` takes one package and one target at a time
+FUZZ_TARGETS := ./cmd/tradeops:FuzzLoginForm ./cmd/tradeops:FuzzAuditQuery
 
-.PHONY: build run test bench lint stop-db clean
+.PHONY: build run test fuzz bench lint stop-db clean
 
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o bin/tradeops ./cmd/tradeops
@@ -18,9 +21,19 @@ build:
 run: build
 	eval "$$(scripts/devsecrets.sh)"; DATABASE_URL="$$(scripts/devdb.sh tradeops_dev)" ./bin/tradeops serve --dev
 
-## test: every package against real PostgreSQL (one fresh database per test)
+## test: every package against real PostgreSQL (one fresh database per test),
+## then a few seconds of each fuzz target
 test:
 	DATABASE_URL="$$(scripts/devdb.sh postgres)" $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
+	$(MAKE) fuzz
+
+## fuzz: each fuzz target for FUZZTIME, one worker (new inputs go to the Go
+## build cache; a failing input is written to the package's testdata/fuzz/)
+fuzz:
+	export DATABASE_URL="$$(scripts/devdb.sh postgres)"; \
+	for pt in $(FUZZ_TARGETS); do \
+		$(GO) test -run '^$$' -fuzz "^$${pt#*:}\$$" -fuzztime $(FUZZTIME) -parallel 1 "$${pt%%:*}"; \
+	done
 
 ## bench: throughput tables (append vs plain INSERT, replay vs plain SELECT,
 ## rebuild vs plain SELECT, live lag, audit query latency), identity benchmarks
@@ -39,6 +52,7 @@ lint: $(STATICCHECK)
 	@unformatted="$$(gofmt -l $$(git ls-files '*.go'))"; \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...
+	$(GO) run ./internal/layercheck
 	$(STATICCHECK) ./...
 
 stop-db:

@@ -24,7 +24,10 @@ type AuditEntry struct {
 	Stream     string
 	ActorID    string // empty for events no user caused
 	ActorEmail string
-	Data       json.RawMessage
+	// SubjectID is the user the event is about (whose account it changed or
+	// tried to use); empty when it is about no user.
+	SubjectID string
+	Data      json.RawMessage
 	// Cursor is the entry's place in the log; a page continues before it.
 	Cursor AuditCursor
 }
@@ -63,12 +66,13 @@ func parseAuditCursor(s string) (*AuditCursor, error) {
 
 // AuditQuery selects audit entries, newest first. Zero fields do not filter.
 type AuditQuery struct {
-	ActorID    string
-	ActorEmail string // case-insensitive
-	Type       string
-	Since      time.Time // recorded at or after
-	Before     *AuditCursor
-	Limit      int
+	// UserID selects the events the user caused (actor) or that are about
+	// the user (subject).
+	UserID string
+	Type   string
+	Since  time.Time // recorded at or after
+	Before *AuditCursor
+	Limit  int
 }
 
 // AuditLog reads the audit log read model.

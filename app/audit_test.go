@@ -50,7 +50,7 @@ func TestListMyAuditFiltersByTheCallerOnly(t *testing.T) {
 	if err != nil || len(page.Entries) != 5 || page.Next != nil {
 		t.Fatalf("%+v %v", page, err)
 	}
-	if log.last.ActorID != "u-1" || log.last.ActorEmail != "" || log.last.Type != "auth.logout" {
+	if log.last.UserID != "u-1" || log.last.Type != "auth.logout" {
 		t.Fatalf("query %+v", log.last)
 	}
 }
@@ -103,20 +103,37 @@ func TestAuditQueriesValidateLimitAndCursor(t *testing.T) {
 	}
 }
 
+// fakeUsers knows one account.
+type fakeUsers struct{ email, id string }
+
+func (f fakeUsers) FindByEmail(_ context.Context, email string) (Account, error) {
+	if email != f.email {
+		return Account{}, domain.Errorf(domain.KindNotFound, "user_not_found", "no such user")
+	}
+	return Account{UserView: UserView{ID: f.id, Email: email}}, nil
+}
+
 func TestListAuditIsForAdminsAndTakesAnIDOrAnEmail(t *testing.T) {
 	log := &fakeAuditLog{n: 3}
-	h := NewListAuditHandler(log)
+	h := NewListAuditHandler(log, fakeUsers{email: "ops@example.com", id: "u-9"})
 	if _, err := h.Handle(as("u-1", domain.RoleOperator), ListAudit{Limit: 10}); domain.ErrorKind(err) != domain.KindForbidden {
 		t.Fatalf("operator: %v", err)
 	}
 	since := time.Now()
+	// An email is resolved to the account's id: the query then finds the
+	// events the user caused and those about the user alike.
 	if _, err := h.Handle(as("a-1", domain.RoleAdmin), ListAudit{User: " Ops@Example.com", Since: since, Limit: 10}); err != nil {
 		t.Fatal(err)
 	}
-	if log.last.ActorEmail != "ops@example.com" || log.last.ActorID != "" || !log.last.Since.Equal(since) {
+	if log.last.UserID != "u-9" || !log.last.Since.Equal(since) {
 		t.Fatalf("by email: %+v", log.last)
 	}
-	if _, err := h.Handle(as("a-1", domain.RoleAdmin), ListAudit{User: "u-7", Limit: 10}); err != nil || log.last.ActorID != "u-7" {
+	if _, err := h.Handle(as("a-1", domain.RoleAdmin), ListAudit{User: "u-7", Limit: 10}); err != nil || log.last.UserID != "u-7" {
 		t.Fatalf("by id: %+v %v", log.last, err)
+	}
+	log.last = AuditQuery{}
+	page, err := h.Handle(as("a-1", domain.RoleAdmin), ListAudit{User: "nobody@example.com", Limit: 10})
+	if err != nil || len(page.Entries) != 0 || page.Next != nil || log.last.Limit != 0 {
+		t.Fatalf("an email of no account: %+v %v (queried %+v)", page, err, log.last)
 	}
 }

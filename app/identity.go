@@ -98,20 +98,27 @@ type Tokens interface {
 }
 
 // LoginAttempts keeps the attempts the throttle counts, shared by every
-// replica, and appends each attempt's event in the same transaction.
+// replica, and appends each attempt's event in the same transaction. An
+// attempt is keyed by the keyed hash of its username (domain.UsernameKey),
+// never by the typed text.
 type LoginAttempts interface {
-	// Begin registers an in-flight attempt for (email, clientIP) unless
+	// Begin registers an in-flight attempt for (account, clientIP) unless
 	// policy throttles it; then Attempt.RetryAfter is positive and nothing
 	// is registered.
-	Begin(ctx context.Context, email, clientIP string, now time.Time, policy domain.ThrottlePolicy) (Attempt, error)
+	Begin(ctx context.Context, account, clientIP string, now time.Time, policy domain.ThrottlePolicy) (Attempt, error)
 	// Finish settles the attempt as r says.
 	Finish(ctx context.Context, a Attempt, r AttemptResult) error
+	// SettleStale removes the attempts still pending that began before
+	// cutoff, and appends for each, in the same transaction, the event
+	// settle returns (with the attempt's client IP in its metadata). Each
+	// is settled once, however many processes settle at the same time.
+	SettleStale(ctx context.Context, cutoff time.Time, settle func(Attempt) (stream string, ev domain.Event)) (int, error)
 }
 
 // Attempt is an attempt registered by Begin.
 type Attempt struct {
 	ID         int64
-	Email      string
+	Account    string // the keyed hash of the attempted username
 	ClientIP   string
 	RetryAfter time.Duration
 }
@@ -125,7 +132,7 @@ const (
 	// AttemptFailed counts as a failure for the rest of the window.
 	AttemptFailed
 	// AttemptUncounted is forgotten (e.g. a right password without the
-	// code it needs: not a guess).
+	// code it needs, or a failure on our side: not a guess).
 	AttemptUncounted
 	// AttemptSucceeded is forgotten together with the earlier failures of
 	// the same account from the same IP; failures from other IPs, and this
@@ -139,6 +146,23 @@ type AttemptResult struct {
 	Outcome AttemptOutcome
 	Stream  string
 	Event   *domain.Event
+}
+
+// detach returns the context an attempt runs on: it outlives the request
+// ctx belongs to (its values, such as the caller, stay), so the attempt runs
+// to its end even when the client goes away (DESIGN §4: every attempt is an
+// event), bounded by policy.AttemptTimeout.
+func detach(ctx context.Context, policy domain.ThrottlePolicy) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), policy.AttemptTimeout())
+}
+
+// finishAttempt settles a on a context of its own, bounded by
+// policy.FinishTimeout, so that an attempt that ran out of time is still
+// recorded.
+func finishAttempt(ctx context.Context, attempts LoginAttempts, policy domain.ThrottlePolicy, a Attempt, r AttemptResult) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), policy.FinishTimeout())
+	defer cancel()
+	return attempts.Finish(ctx, a, r)
 }
 
 // totpBinding is what a TOTP seed ciphertext is bound to.

@@ -17,11 +17,25 @@ type ListAudit struct {
 	Limit  int
 }
 
+// UserFinder looks an account up by its normalised email (KindNotFound when
+// none); UserRepository is one.
+type UserFinder interface {
+	FindByEmail(ctx context.Context, email string) (Account, error)
+}
+
 // ListAuditHandler lists the audit log across users, for administrators.
-type ListAuditHandler struct{ log AuditLog }
+type ListAuditHandler struct {
+	log   AuditLog
+	users UserFinder
+}
 
-func NewListAuditHandler(log AuditLog) *ListAuditHandler { return &ListAuditHandler{log: log} }
+func NewListAuditHandler(log AuditLog, users UserFinder) *ListAuditHandler {
+	return &ListAuditHandler{log: log, users: users}
+}
 
+// Handle lists the page. A user filter, by id or by email, selects the
+// events the user caused or that are about the user; an email is resolved
+// to the account's id, and one that names no account has no events.
 func (h *ListAuditHandler) Handle(ctx context.Context, q ListAudit) (AuditPage, error) {
 	c := CallerFrom(ctx)
 	switch {
@@ -34,11 +48,16 @@ func (h *ListAuditHandler) Handle(ctx context.Context, q ListAudit) (AuditPage, 
 	if err != nil {
 		return AuditPage{}, err
 	}
+	aq.UserID, aq.Since = q.User, q.Since
 	if strings.Contains(q.User, "@") {
-		aq.ActorEmail = domain.NormalizeEmail(q.User)
-	} else {
-		aq.ActorID = q.User
+		acct, err := h.users.FindByEmail(ctx, domain.NormalizeEmail(q.User))
+		if domain.ErrorKind(err) == domain.KindNotFound {
+			return AuditPage{}, nil
+		}
+		if err != nil {
+			return AuditPage{}, err
+		}
+		aq.UserID = acct.ID
 	}
-	aq.Since = q.Since
 	return listPage(ctx, h.log, aq)
 }

@@ -9,9 +9,10 @@ type ListMyAudit struct {
 	Type   string // only this event type; empty for all
 }
 
-// ListMyAuditHandler lists the events the calling user caused, and only
-// those: the actor filter comes from the authenticated caller, never from
-// the request.
+// ListMyAuditHandler lists the events about the calling user's account:
+// those the user caused and those that happened to the account (a failed
+// login against it, an admin's change to it), and only those: the user
+// filter comes from the authenticated caller, never from the request.
 type ListMyAuditHandler struct{ log AuditLog }
 
 func NewListMyAuditHandler(log AuditLog) *ListMyAuditHandler { return &ListMyAuditHandler{log: log} }
@@ -25,6 +26,6 @@ func (h *ListMyAuditHandler) Handle(ctx context.Context, q ListMyAudit) (AuditPa
 	if err != nil {
 		return AuditPage{}, err
 	}
-	aq.ActorID = c.UserID
+	aq.UserID = c.UserID
 	return listPage(ctx, h.log, aq)
 }

@@ -16,30 +16,35 @@ var errWrongCode = domain.Errorf(domain.KindInvalid, "otp_invalid", "the one-tim
 // code is checked under the login throttle of the caller's account and IP,
 // so a stolen token cannot brute-force its way to turning 2FA off.
 type otpCheck struct {
-	users    UserRepository
-	attempts LoginAttempts
-	keyring  Keyring
-	totp     TOTP
-	policy   domain.ThrottlePolicy
-	now      func() time.Time
+	users     UserRepository
+	attempts  LoginAttempts
+	keyring   Keyring
+	totp      TOTP
+	usernames domain.UsernameKey
+	policy    domain.ThrottlePolicy
+	now       func() time.Time
 }
 
 // run applies change to the caller's user (it records the event and may
 // edit the credentials) and keeps it only if code is valid for the seed
-// stored before the change.
+// stored before the change. Like a login, the check runs to its end even if
+// the client goes away (see detach).
 func (o *otpCheck) run(ctx context.Context, action string, code domain.Secret, change func(u *domain.User, c *Credentials, now time.Time) error) error {
 	caller := CallerFrom(ctx)
 	if caller.UserID == "" {
 		return errUnauthenticated
 	}
-	stream := domain.LoginStream(caller.Email)
-	attempt, err := o.attempts.Begin(ctx, caller.Email, caller.ClientIP, o.now(), o.policy)
+	ctx, cancel := detach(ctx, o.policy)
+	defer cancel()
+	account := o.usernames.Hash(caller.Email)
+	stream := domain.LoginStream(account)
+	attempt, err := o.attempts.Begin(ctx, account, caller.ClientIP, o.now(), o.policy)
 	if err != nil {
 		return err
 	}
 	if attempt.RetryAfter > 0 {
 		ev := domain.NewTwoFactorCheckFailed(caller.UserID, action, domain.LoginFailureThrottled)
-		if err := o.attempts.Finish(ctx, attempt, AttemptResult{Outcome: AttemptThrottled, Stream: stream, Event: &ev}); err != nil {
+		if err := finishAttempt(ctx, o.attempts, o.policy, attempt, AttemptResult{Outcome: AttemptThrottled, Stream: stream, Event: &ev}); err != nil {
 			return err
 		}
 		return tooManyAttempts(attempt.RetryAfter)
@@ -65,7 +70,7 @@ func (o *otpCheck) run(ctx context.Context, action string, code domain.Secret, c
 		ev := domain.NewTwoFactorCheckFailed(caller.UserID, action, domain.LoginFailureOTPInvalid)
 		result = AttemptResult{Outcome: AttemptFailed, Stream: stream, Event: &ev}
 	}
-	if ferr := o.attempts.Finish(ctx, attempt, result); ferr != nil && err == nil {
+	if ferr := finishAttempt(ctx, o.attempts, o.policy, attempt, result); ferr != nil && err == nil {
 		err = ferr
 	}
 	return err

@@ -5,8 +5,9 @@ import (
 	"unicode"
 )
 
-// maxEmailLength is RFC 5321's limit on a forward path.
-const maxEmailLength = 254
+// MaxEmailLength is RFC 5321's limit on a forward path, in bytes. No
+// account has a longer login name, so inputs beyond it are refused early.
+const MaxEmailLength = 254
 
 // Email is a user's login name: trimmed and lowercased, so that addresses
 // differing only in case are one account (the users table also keeps a
@@ -16,14 +17,15 @@ type Email struct {
 }
 
 // ParseEmail validates and normalises an address. The check is deliberately
-// shallow (one @, non-empty parts, no spaces or control characters): mail
+// shallow (valid text, one @, non-empty parts, no spaces or control characters): mail
 // delivery is not our business, a unique stable login name is.
 func ParseEmail(s string) (Email, error) {
 	addr := NormalizeEmail(s)
 	local, domain, ok := strings.Cut(addr, "@")
-	if !ok || local == "" || domain == "" || strings.Contains(domain, "@") || len(addr) > maxEmailLength ||
+	if !ok || local == "" || domain == "" || strings.Contains(domain, "@") || len(addr) > MaxEmailLength ||
+		!ValidText(s) || // before lowercasing, which turns invalid bytes into U+FFFD
 		strings.IndexFunc(addr, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0 {
-		return Email{}, Errorf(KindInvalid, "invalid_email", "email must look like name@example.com (at most %d characters)", maxEmailLength)
+		return Email{}, Errorf(KindInvalid, "invalid_email", "email must look like name@example.com (at most %d characters)", MaxEmailLength)
 	}
 	return Email{addr: addr}, nil
 }

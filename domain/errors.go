@@ -56,6 +56,11 @@ func Wrap(cause error, kind Kind, code, message string) *Error {
 	return &Error{Kind: kind, Code: code, Message: message, Err: cause}
 }
 
+// ErrConcurrency means a concurrent change to the same stream won the race;
+// the caller may reload and retry. The adapters that append events map the
+// event store's own sentinel to it.
+var ErrConcurrency = Errorf(KindConflict, "concurrency_conflict", "the stream was changed concurrently; reload and retry")
+
 // ErrorKind returns the Kind of the first *Error in err's chain, or
 // KindInternal when there is none.
 func ErrorKind(err error) Kind {

@@ -2,12 +2,11 @@ package eventstore
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/tradeops/tradeops/domain"
 )
 
 // Topic is the watermill topic whose table holds every event.
@@ -17,12 +16,10 @@ const Topic = "events"
 const Table = `"watermill_events"`
 
 // ErrConcurrency is returned when an append's expected version does not match
-// the stream, including when a concurrent append won the race.
-var ErrConcurrency = &domain.Error{
-	Kind:    domain.KindConflict,
-	Code:    "concurrency_conflict",
-	Message: "the stream was changed concurrently; reload and retry",
-}
+// the stream, including when a concurrent append won the race. The store
+// knows nothing of the domain: the adapters that append a command's events
+// classify it (domain.ErrConcurrency).
+var ErrConcurrency = errors.New("eventstore: the stream was changed concurrently (expected version mismatch)")
 
 // ExpectedVersion is what an append expects the stream's current version to be.
 // A stream's first event has version 1, so NoStream (0) means "must not exist".

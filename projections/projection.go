@@ -36,6 +36,13 @@ type Projection interface {
 	Apply(ctx context.Context, tx pgx.Tx, t Tables, events []eventstore.Event) error
 }
 
+// All returns every projection the live runner keeps up to date. It is the
+// one list serve, worker, `projections status|rebuild` and the benchmarks
+// use, so none of them can miss a projection.
+func All() []Projection {
+	return []Projection{AuditLog{}, AuditSeal{}, ExchangeSecretsStatus{}}
+}
+
 // Tables names the physical tables a projection writes: the live ones, or
 // the shadows a rebuild fills.
 type Tables struct {

@@ -13,13 +13,16 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/tradeops/tradeops/adapters/postgres"
 	"github.com/tradeops/tradeops/app"
 	"github.com/tradeops/tradeops/eventstore"
+	"github.com/tradeops/tradeops/internal/eventgen"
 )
 
-func (e testEnv) indexNames(t testing.TB, table string) []string {
+// indexDefs returns the definitions (names included) of table's indexes.
+func (e testEnv) indexDefs(t testing.TB, table string) []string {
 	t.Helper()
-	rows, err := e.pool.Query(context.Background(), `SELECT indexname FROM pg_indexes WHERE tablename = $1 ORDER BY 1`, table)
+	rows, err := e.pool.Query(context.Background(), `SELECT indexdef FROM pg_indexes WHERE tablename = $1 ORDER BY 1`, table)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +52,7 @@ func TestRebuildUnderLoadEqualsTheLiveReadModel(t *testing.T) {
 	env.seed(t, 30000)
 	ps := []Projection{AuditLog{}, auditLogCopy{}, AuditSeal{}}
 	env.run(t, ps)
-	wantIndexes := env.indexNames(t, "audit_log")
+	wantIndexes := env.indexDefs(t, "audit_log")
 
 	ctx, stop := context.WithCancel(context.Background())
 	var appended, reads atomic.Int64
@@ -57,9 +60,19 @@ func TestRebuildUnderLoadEqualsTheLiveReadModel(t *testing.T) {
 	for w := range 4 { // concurrent writers commit out of order
 		wg.Go(func() {
 			for i := 0; ctx.Err() == nil; i++ {
-				b, _ := json.Marshal(map[string]any{"n": i, "password": "canary-during-rebuild"})
-				_, err := env.store.Append(context.Background(), fmt.Sprintf("load-%d", w), eventstore.Any,
-					eventstore.Metadata{ActorID: fmt.Sprint("loader-", w)}, eventstore.NewEvent{Type: "execution.prepare", SchemaVersion: 1, Data: b})
+				// Events with a subject too: in a user's stream, and naming
+				// another user in the payload.
+				stream, typ := fmt.Sprintf("load-%d", w), "execution.prepare"
+				data := map[string]any{"n": i, "password": "canary-during-rebuild"}
+				switch i % 3 {
+				case 1:
+					stream, typ = fmt.Sprintf("user-loaded-%d", w), "user.role.changed"
+				case 2:
+					stream, typ, data["user_id"] = "login-loaded", "auth.login.failure", fmt.Sprint("victim-", w)
+				}
+				b, _ := json.Marshal(data)
+				_, err := env.store.Append(context.Background(), stream, eventstore.Any,
+					eventstore.Metadata{ActorID: fmt.Sprint("loader-", w)}, eventstore.NewEvent{Type: typ, SchemaVersion: 1, Data: b})
 				if err != nil {
 					t.Error(err)
 					return
@@ -71,7 +84,7 @@ func TestRebuildUnderLoadEqualsTheLiveReadModel(t *testing.T) {
 	reader := NewAuditLogReader(env.pool)
 	wg.Go(func() { // the audit endpoints keep answering
 		for ctx.Err() == nil {
-			if _, err := reader.ListAudit(context.Background(), app.AuditQuery{ActorID: "loader-1", Limit: 100}); err != nil {
+			if _, err := reader.ListAudit(context.Background(), app.AuditQuery{UserID: "loader-1", Limit: 100}); err != nil {
 				t.Errorf("reading the live audit log during the rebuild: %v", err)
 				return
 			}
@@ -104,7 +117,18 @@ func TestRebuildUnderLoadEqualsTheLiveReadModel(t *testing.T) {
 	if n, m := env.count(t, `SELECT count(*) FROM audit_log`), env.count(t, `SELECT count(*) FROM watermill_events`); n != m {
 		t.Fatalf("audit_log has %d rows for %d events", n, m)
 	}
-	if got := env.indexNames(t, "audit_log"); !slices.Equal(got, wantIndexes) {
+	// The rows compared above carry subjects of every origin.
+	for _, subject := range []string{"loaded-1", "victim-1", eventgen.ActorID(8)} {
+		if env.count(t, `SELECT count(*) FROM audit_log WHERE subject_id = $1`, subject) == 0 {
+			t.Fatalf("no row about %s", subject)
+		}
+	}
+	if !slices.ContainsFunc(wantIndexes, func(def string) bool {
+		return strings.Contains(def, "audit_log_subject_idx") && strings.Contains(def, "WHERE ((subject_id IS NOT NULL)")
+	}) {
+		t.Fatalf("indexes %v", wantIndexes)
+	}
+	if got := env.indexDefs(t, "audit_log"); !slices.Equal(got, wantIndexes) {
 		t.Fatalf("indexes after the swap %v, want %v", got, wantIndexes)
 	}
 	env.assertNoLeftovers(t)
@@ -115,7 +139,7 @@ func TestRebuildUnderLoadEqualsTheLiveReadModel(t *testing.T) {
 	}
 	env.waitCaughtUp(t, ps...)
 	env.assertSameRows(t, "audit_log", "audit_log_ref")
-	if got := env.indexNames(t, "audit_log"); !slices.Equal(got, wantIndexes) {
+	if got := env.indexDefs(t, "audit_log"); !slices.Equal(got, wantIndexes) {
 		t.Fatalf("indexes after the second swap %v, want %v", got, wantIndexes)
 	}
 	env.assertNoLeftovers(t)
@@ -133,7 +157,9 @@ func TestTheSealIsOnlyRebuiltByReseal(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if _, err := Reseal(context.Background(), env.pool, env.store, eventstore.Metadata{ActorEmail: "cli"}, "ops@host", RebuildOptions{}); err != nil {
+	record := app.NewRecordResealHandler(postgres.NewEvents(env.store))
+	cli := app.WithCaller(context.Background(), app.Caller{Email: "cli", RequestID: "run-1"})
+	if _, err := Reseal(cli, env.pool, env.store, record, "ops@host", RebuildOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	env.drain(t, AuditSeal{}) // as the live runner would, should the re-seal's own event have been invisible at the swap
@@ -148,6 +174,9 @@ func TestTheSealIsOnlyRebuiltByReseal(t *testing.T) {
 	if err := json.Unmarshal(evs[0].Data, &data); err != nil || data.PreviousHead != before || data.Operator != "ops@host" {
 		t.Fatalf("reseal event %s: %+v %v", evs[0].Data, data, err)
 	}
+	if md := evs[0].Metadata; md.ActorEmail != "cli" || md.CorrelationID != "run-1" || evs[0].StreamID != "audit-seal" {
+		t.Fatalf("reseal event recorded as %+v in %s", md, evs[0].StreamID)
+	}
 	rep := verify(t, env, &before) // the re-sealed chain still holds the old head
 	if rep.Break != nil || rep.Verified != 501 {
 		t.Fatalf("after the re-seal: %+v", rep)
@@ -155,7 +184,7 @@ func TestTheSealIsOnlyRebuiltByReseal(t *testing.T) {
 
 	pos := env.positions(t)
 	env.exec(t, `UPDATE watermill_events SET payload = '{"forged":true}' WHERE (transaction_id, "offset") = ($1, $2)`, pos[7].TransactionID, pos[7].Offset)
-	_, err = Reseal(context.Background(), env.pool, env.store, eventstore.Metadata{}, "ops@host", RebuildOptions{})
+	_, err = Reseal(cli, env.pool, env.store, record, "ops@host", RebuildOptions{})
 	var refused *SealRefusedError
 	if !errors.As(err, &refused) || refused.Break.Position != pos[7] {
 		t.Fatalf("re-sealing a tampered stream: %v", err)
@@ -184,7 +213,7 @@ func TestAStaleReadModelWaitsForARebuild(t *testing.T) {
 	if _, err := Rebuild(context.Background(), env.pool, env.store, AuditLog{}, RebuildOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if s, _ := ReadStatus(context.Background(), env.pool, []Projection{AuditLog{}}); s[0].State != "live" || s[0].Version != 1 {
+	if s, _ := ReadStatus(context.Background(), env.pool, []Projection{AuditLog{}}); s[0].State != "live" || s[0].Version != 2 {
 		t.Fatalf("after the rebuild: %+v", s[0])
 	}
 	if n := env.count(t, `SELECT count(*) FROM audit_log`); n != 250 {

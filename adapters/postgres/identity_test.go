@@ -2,9 +2,13 @@ package postgres_test
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/tradeops/tradeops/adapters/postgres"
 	"github.com/tradeops/tradeops/app"
@@ -18,32 +22,98 @@ import (
 func TestBeginIsStrictUnderConcurrency(t *testing.T) {
 	pool, _ := testdb.New(t)
 	attempts := postgres.NewLoginAttempts(eventstore.New(pool))
-	policy := domain.ThrottlePolicy{PerAccount: 5, PerIP: 100, Window: 15 * time.Minute}
+	policy := domain.DefaultThrottlePolicy
+	policy.FreeFailures, policy.PerIP = 4, 6
 	now := time.Now()
 	const n = 30
-	results := make([]app.Attempt, n)
-	errs := make([]error, n)
+	admitted := func(account, ip func(i int) string) int {
+		t.Helper()
+		results := make([]app.Attempt, n)
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() {
+				results[i], errs[i] = attempts.Begin(context.Background(), account(i), ip(i), now, policy)
+			})
+		}
+		wg.Wait()
+		ok := 0
+		for i, r := range results {
+			if errs[i] != nil {
+				t.Fatal(errs[i])
+			}
+			switch {
+			case r.RetryAfter == 0 && r.ID > 0:
+				ok++
+			case r.RetryAfter != time.Second:
+				t.Fatalf("throttled by in-flight attempts: Retry-After %v, want 1s", r.RetryAfter)
+			}
+		}
+		return ok
+	}
+	// One account from many IPs: the free failures, plus the attempt after
+	// them (which costs no delay either).
+	if got := admitted(func(int) string { return "account-a" }, func(i int) string { return fmt.Sprintf("10.0.0.%d", i) }); got != policy.FreeFailures+1 {
+		t.Fatalf("one account: %d admitted, want %d", got, policy.FreeFailures+1)
+	}
+	// One IP at many accounts: the IP's limit.
+	if got := admitted(func(i int) string { return fmt.Sprintf("account-%d", i) }, func(int) string { return "10.0.1.1" }); got != policy.PerIP {
+		t.Fatalf("one IP: %d admitted, want %d", got, policy.PerIP)
+	}
+}
+
+// Replicas starting together settle the stale attempts concurrently: each
+// is removed and gets its event exactly once, in batches; fresh ones stay.
+func TestSettleStaleSettlesEachAttemptOnce(t *testing.T) {
+	pool, _ := testdb.New(t)
+	store := eventstore.New(pool)
+	attempts := postgres.NewLoginAttempts(store)
+	ctx := app.WithCaller(context.Background(), app.Caller{Email: "system", RequestID: "start-1"})
+	now := time.Now()
+	const stale = 1100
+	if _, err := pool.Exec(ctx, `INSERT INTO login_attempts (account_key, client_ip, attempted_at, outcome)
+		SELECT 'acct-' || (i % 50), '192.0.2.' || (i % 200), $1, 'pending' FROM generate_series(1, $2) i`, now.Add(-time.Minute), stale); err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := attempts.Begin(ctx, "acct-live", "192.0.2.250", now, domain.DefaultThrottlePolicy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts := make([]int, 3)
 	var wg sync.WaitGroup
-	for i := range n {
+	for i := range counts {
 		wg.Go(func() {
-			results[i], errs[i] = attempts.Begin(context.Background(), "a@example.com", "10.0.0.1", now, policy)
+			var err error
+			counts[i], err = attempts.SettleStale(ctx, now.Add(-30*time.Second), func(a app.Attempt) (string, domain.Event) {
+				return "login-" + a.Account, domain.NewLoginFailedByHash(a.Account, domain.LoginFailureInterrupted)
+			})
+			if err != nil {
+				t.Error(err)
+			}
 		})
 	}
 	wg.Wait()
-	admitted := 0
-	for i, r := range results {
-		if errs[i] != nil {
-			t.Fatal(errs[i])
-		}
-		switch {
-		case r.RetryAfter == 0 && r.ID > 0:
-			admitted++
-		case r.RetryAfter != time.Second:
-			t.Fatalf("throttled by in-flight attempts: Retry-After %v, want 1s", r.RetryAfter)
+	if counts[0]+counts[1]+counts[2] != stale {
+		t.Fatalf("settled %v, want %d in all", counts, stale)
+	}
+	evs, err := store.Read(ctx, eventstore.Position{}, 2*stale, eventstore.Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]int{}
+	for _, e := range evs {
+		seen[e.StreamID]++
+		if e.Metadata.ClientIP == "" || e.Metadata.CorrelationID != "start-1" || !strings.Contains(string(e.Data), `"reason":"interrupted"`) {
+			t.Fatalf("event %+v", e)
 		}
 	}
-	if admitted != policy.PerAccount {
-		t.Fatalf("%d admitted, want %d", admitted, policy.PerAccount)
+	if len(evs) != stale || len(seen) != 50 || seen["login-acct-1"] != stale/50 {
+		t.Fatalf("%d events on %d streams", len(evs), len(seen))
+	}
+	var left []int64
+	rows, _ := pool.Query(ctx, `SELECT id FROM login_attempts`)
+	if left, err = pgx.CollectRows(rows, pgx.RowTo[int64]); err != nil || len(left) != 1 || left[0] != fresh.ID {
+		t.Fatalf("left %v (%v), want only the fresh attempt %d", left, err, fresh.ID)
 	}
 }
 

@@ -43,7 +43,7 @@ func (r *KeyRotations) Update(ctx context.Context, fn func(*domain.KeyRotation) 
 			}
 			return appendKeyRotation(ctx, r.store, tx, k)
 		})
-		if errors.Is(err, eventstore.ErrConcurrency) && attempt < 5 {
+		if errors.Is(err, domain.ErrConcurrency) && attempt < 5 {
 			continue
 		}
 		return err

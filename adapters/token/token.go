@@ -22,6 +22,11 @@ const (
 	Audience = "tradeops-api"
 	// DefaultTTL is an access token's lifetime.
 	DefaultTTL = 15 * time.Minute
+	// maxClockSkew is how far in the future an iat may lie: replicas'
+	// clocks differ a little, so a token issued by one may look a few
+	// seconds early to another. Beyond it the token was not issued by a
+	// sane server (or the key leaked) and is refused.
+	maxClockSkew = 30 * time.Second
 )
 
 // Tokens signs and verifies tokens with one key.
@@ -50,12 +55,13 @@ type claims struct {
 	Subject   string           `json:"sub"`
 	Audience  jwt.ClaimStrings `json:"aud"`
 	ExpiresAt *jwt.NumericDate `json:"exp"`
+	NotBefore *jwt.NumericDate `json:"nbf,omitempty"`
 	IssuedAt  *microTime       `json:"iat"`
 	ID        string           `json:"jti"`
 }
 
 func (c claims) GetExpirationTime() (*jwt.NumericDate, error) { return c.ExpiresAt, nil }
-func (c claims) GetNotBefore() (*jwt.NumericDate, error)      { return nil, nil }
+func (c claims) GetNotBefore() (*jwt.NumericDate, error)      { return c.NotBefore, nil }
 func (c claims) GetIssuer() (string, error)                   { return c.Issuer, nil }
 func (c claims) GetSubject() (string, error)                  { return c.Subject, nil }
 func (c claims) GetAudience() (jwt.ClaimStrings, error)       { return c.Audience, nil }
@@ -81,7 +87,10 @@ func (t *Tokens) Issue(userID string, now time.Time) (app.AccessToken, error) {
 }
 
 // Verify accepts only HS256 tokens signed with the key, from our issuer, for
-// our audience, with an expiry in the future, a subject and an issue time.
+// our audience, with an expiry in the future, no nbf in the future (we
+// issue none; the parser honours one), a subject that is a user id (a
+// canonical UUID: anything else would reach the database as an invalid
+// uuid, a 500) and an issue time at most maxClockSkew ahead of now.
 func (t *Tokens) Verify(token domain.Secret, now time.Time) (app.TokenClaims, error) {
 	var c claims
 	p := jwt.NewParser(
@@ -95,6 +104,12 @@ func (t *Tokens) Verify(token domain.Secret, now time.Time) (app.TokenClaims, er
 	}
 	if c.Subject == "" || c.IssuedAt == nil {
 		return app.TokenClaims{}, errors.New("token rejected: no subject or issue time")
+	}
+	if id, err := uuid.Parse(c.Subject); err != nil || id.String() != c.Subject {
+		return app.TokenClaims{}, errors.New("token rejected: the subject is not a user id")
+	}
+	if c.IssuedAt.After(now.Add(maxClockSkew)) {
+		return app.TokenClaims{}, fmt.Errorf("token rejected: issued %s in the future", c.IssuedAt.Sub(now).Round(time.Second))
 	}
 	return app.TokenClaims{UserID: c.Subject, IssuedAt: c.IssuedAt.Time}, nil
 }

@@ -23,20 +23,19 @@ the first altered, deleted, inserted or reordered event (exit 1 on any break);
 --against also checks that a head exported earlier is still part of the chain.`
 
 func runAudit(ctx context.Context, getenv env, io stdio, args []string) error {
+	if len(args) > 0 && isHelp(args[0]) {
+		return showUsage(io.out, auditUsage)
+	}
 	if len(args) == 0 || (args[0] != "verify" && args[0] != "head") {
 		return usageError("%s", auditUsage)
 	}
 	fs := flag.NewFlagSet("audit "+args[0], flag.ContinueOnError)
-	fs.SetOutput(io.err)
 	against := ""
 	if args[0] == "verify" {
 		fs.StringVar(&against, "against", "", "a head exported by `tradeops audit head` that must still be part of the chain")
 	}
-	if err := fs.Parse(args[1:]); err != nil {
-		return &exitError{code: 2, err: err}
-	}
-	if fs.NArg() > 0 {
-		return usageError("%s", auditUsage)
+	if _, err := parseFlags(fs, args[1:], io.out, auditUsage, 0); err != nil {
+		return err
 	}
 	var head *projections.SealHead
 	if against != "" {
@@ -45,8 +44,9 @@ func runAudit(ctx context.Context, getenv env, io stdio, args []string) error {
 			return usageError("--against: %v", err)
 		}
 		head = new(projections.SealHead)
+		// The decoder's message would name our Go types; say what is wrong.
 		if err := json.Unmarshal(b, head); err != nil {
-			return usageError("--against %s: not a head exported by `tradeops audit head`: %v", against, err)
+			return usageError("--against %s: not a head exported by `tradeops audit head` (want its JSON object)", against)
 		}
 	}
 	pool, err := openDB(ctx, getenv)

@@ -3,7 +3,9 @@ package main
 import (
 	"crypto/rand"
 	"encoding/base64"
+	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"strings"
 
@@ -19,9 +21,22 @@ type config struct {
 	ListenAddr    string
 	LogLevel      slog.Level
 	TrustProxy    bool
-	Dev           bool
+	// TrustedProxies are the proxies whose X-Forwarded-For / X-Real-IP
+	// entries are believed; nil means ports/http's default (private ranges).
+	TrustedProxies []netip.Prefix
+	Dev            bool
 	// GeneratedSecrets names the secrets --dev made up (printed loudly).
 	GeneratedSecrets []string
+}
+
+// generated reports whether --dev made up the named secret.
+func (c config) generated(name string) bool {
+	for _, n := range c.GeneratedSecrets {
+		if n == name {
+			return true
+		}
+	}
+	return false
 }
 
 // lookup reads NAME, or the file named by NAME_FILE (the Docker/Kubernetes
@@ -46,11 +61,23 @@ func lookup(getenv env, name string) (string, error) {
 // process); outside it a missing or weak secret stops the server, naming the
 // variable and never its value.
 func loadConfig(getenv env, dev bool) (config, error) {
-	c := config{Dev: dev, ListenAddr: getenv("LISTEN_ADDR"), TrustProxy: getenv("TRUST_PROXY_HEADERS") == "true"}
+	c := config{Dev: dev, ListenAddr: getenv("LISTEN_ADDR")}
 	if c.ListenAddr == "" {
 		c.ListenAddr = ":8080"
 	}
+	// A typo ("ture", "yes") must not silently leave the server keying its
+	// throttle on the proxy's address, nor trust headers it was not meant to.
+	switch v := getenv("TRUST_PROXY_HEADERS"); v {
+	case "true":
+		c.TrustProxy = true
+	case "false", "":
+	default:
+		return c, usageError("TRUST_PROXY_HEADERS must be true or false, got %q", v)
+	}
 	var err error
+	if c.TrustedProxies, err = parseTrustedProxies(getenv("TRUSTED_PROXIES")); err != nil {
+		return c, usageError("TRUSTED_PROXIES: %v", err)
+	}
 	if c.DatabaseURL, err = lookup(getenv, "DATABASE_URL"); err != nil {
 		return c, err
 	}
@@ -73,6 +100,9 @@ func loadConfig(getenv env, dev bool) (config, error) {
 	case len(secret) < 32:
 		return c, usageError("SECRET_KEY is too weak: it must be at least 32 bytes")
 	}
+	if why := domain.WeakKey([]byte(secret)); why != "" {
+		return c, usageError("SECRET_KEY is too weak: %s; use a random value (e.g. openssl rand -base64 32)", why)
+	}
 	c.SecretKey = []byte(secret)
 	enc, err := lookup(getenv, "ENCRYPTION_KEY")
 	if err != nil {
@@ -85,6 +115,33 @@ func loadConfig(getenv env, dev bool) (config, error) {
 		return c, usageError("%v", err)
 	}
 	return c, nil
+}
+
+// parseTrustedProxies reads TRUSTED_PROXIES: comma-separated CIDRs or
+// single addresses. Empty means the default (nil).
+func parseTrustedProxies(s string) ([]netip.Prefix, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	var out []netip.Prefix
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if strings.Contains(f, "/") {
+			p, err := netip.ParsePrefix(f)
+			if err != nil {
+				return nil, fmt.Errorf("%q is not a CIDR (e.g. 10.0.0.0/8, fd00::/8)", f)
+			}
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(f)
+		if err != nil || a.Zone() != "" {
+			return nil, fmt.Errorf("%q is not an IP address or CIDR", f)
+		}
+		a = a.Unmap()
+		out = append(out, netip.PrefixFrom(a, a.BitLen()))
+	}
+	return out, nil
 }
 
 func randomBytes(n int) []byte {

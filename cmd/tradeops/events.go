@@ -9,12 +9,19 @@ import (
 	"github.com/tradeops/tradeops/eventstore"
 )
 
+const eventsUsage = `usage:
+  tradeops events replay [--stream S] [--type PREFIX] [--actor USER_ID] [--since RFC3339]
+      [--until RFC3339] [--after XID:OFFSET] [--limit N] [--follow] [--verify]
+Writes every matching event in store order as JSON lines, for forensics.`
+
 func runEvents(ctx context.Context, getenv env, io stdio, args []string) error {
+	if len(args) > 0 && isHelp(args[0]) {
+		return showUsage(io.out, eventsUsage)
+	}
 	if len(args) == 0 || args[0] != "replay" {
-		return usageError("usage: tradeops events replay [--stream S] [--type PREFIX] [--actor USER_ID] [--since RFC3339] [--until RFC3339] [--after XID:OFFSET] [--limit N] [--follow] [--verify]")
+		return usageError("%s", eventsUsage)
 	}
 	fs := flag.NewFlagSet("events replay", flag.ContinueOnError)
-	fs.SetOutput(io.err)
 	var (
 		stream = fs.String("stream", "", "only this stream (e.g. user-<uuid>)")
 		typ    = fs.String("type", "", "only event types starting with this prefix (e.g. auth.)")
@@ -26,8 +33,8 @@ func runEvents(ctx context.Context, getenv env, io stdio, args []string) error {
 		follow = fs.Bool("follow", false, "keep tailing new events until interrupted")
 		verify = fs.Bool("verify", false, "verify the audit seal while replaying (the whole chain, whatever the filters); exit 1 at the first break")
 	)
-	if err := fs.Parse(args[1:]); err != nil {
-		return &exitError{code: 2, err: err}
+	if _, err := parseFlags(fs, args[1:], io.out, eventsUsage, 0); err != nil {
+		return err
 	}
 	opts := eventstore.ReplayOptions{
 		Filter: eventstore.Filter{Stream: *stream, TypePrefix: *typ, ActorID: *actor},

@@ -31,8 +31,10 @@ const accessCacheTTL = 5 * time.Second
 type identity struct {
 	routes porthttp.Registrar
 	auth   *porthttp.Authenticator
-	// start runs once the schema is migrated: dev seeding and risk profile
-	// binding. It returns only when done or when ctx ends.
+	// start runs once the schema is migrated: settling the login attempts
+	// a stopped process left in flight, dev seeding and risk profile
+	// binding. It returns only when done or when ctx ends, leaving the
+	// periodic settling running until ctx ends.
 	start func(ctx context.Context) error
 }
 
@@ -41,9 +43,14 @@ type identityDeps struct {
 	now      func() time.Time
 	policy   domain.ThrottlePolicy
 	tokenTTL time.Duration
+	hasher   app.PasswordHasher
+	// settleEvery is how often login attempts left in flight by a stopped
+	// process (another replica's crash) are settled after the start.
+	settleEvery time.Duration
 }
 
-var defaultIdentityDeps = identityDeps{now: time.Now, policy: domain.DefaultThrottlePolicy, tokenTTL: token.DefaultTTL}
+var defaultIdentityDeps = identityDeps{now: time.Now, policy: domain.DefaultThrottlePolicy, tokenTTL: token.DefaultTTL,
+	hasher: argon2id.New(argon2id.OWASP, 0), settleEvery: domain.DefaultThrottlePolicy.InFlight}
 
 func newIdentity(ctx context.Context, cfg config, getenv env, store *eventstore.Store, keys app.Keyring, out io.Writer, log *slog.Logger) (*identity, error) {
 	return wireIdentity(ctx, cfg, getenv, store, keys, out, log, defaultIdentityDeps)
@@ -62,9 +69,10 @@ func wireIdentity(ctx context.Context, cfg config, getenv env, store *eventstore
 	}
 	users := postgres.NewUsers(store, accessCacheTTL)
 	attempts := postgres.NewLoginAttempts(store)
-	hasher := argon2id.New(argon2id.OWASP, 0)
+	hasher := d.hasher
 	otp := totp.New()
-	login, err := app.NewLoginHandler(ctx, users, attempts, hasher, keys, otp, tokens, d.policy, d.now)
+	usernames := domain.NewUsernameKey(cfg.SecretKey)
+	login, err := app.NewLoginHandler(ctx, users, attempts, hasher, keys, otp, tokens, usernames, d.policy, d.now)
 	if err != nil {
 		return nil, err
 	}
@@ -73,14 +81,25 @@ func wireIdentity(ctx context.Context, cfg config, getenv env, store *eventstore
 		Login:            login,
 		Logout:           app.NewLogoutHandler(users, d.now),
 		SetupTwoFactor:   app.NewSetupTwoFactorHandler(users, keys, otp),
-		EnableTwoFactor:  app.NewEnableTwoFactorHandler(users, attempts, keys, otp, d.policy, d.now),
-		DisableTwoFactor: app.NewDisableTwoFactorHandler(users, attempts, keys, otp, d.policy, d.now),
+		EnableTwoFactor:  app.NewEnableTwoFactorHandler(users, attempts, keys, otp, usernames, d.policy, d.now),
+		DisableTwoFactor: app.NewDisableTwoFactorHandler(users, attempts, keys, otp, usernames, d.policy, d.now),
 		Me:               app.NewGetMeHandler(users),
 	}, auth)
 	seed := app.NewSeedDemoUsersHandler(users, app.NewCreateUserHandler(users, hasher))
 	bind := app.NewBindRiskProfilesHandler(users)
+	settle := app.NewSettleInterruptedLoginsHandler(attempts, d.policy, d.now)
+	settleInterrupted := func(ctx context.Context) error {
+		n, err := settle.Handle(ctx)
+		if n > 0 {
+			log.Warn("settled login attempts a stopped process left in flight (recorded as auth.login.failure, reason interrupted)", "attempts", n)
+		}
+		return err
+	}
 
 	startOnce := func(ctx context.Context) error {
+		if err := settleInterrupted(ctx); err != nil {
+			return err
+		}
 		if cfg.Dev {
 			created, err := seed.Handle(ctx, binding)
 			if err != nil {
@@ -100,13 +119,69 @@ func wireIdentity(ctx context.Context, cfg config, getenv env, store *eventstore
 		}
 		return nil
 	}
+	checkKeys := app.NewCheckSealedKeysHandler(postgres.NewSealedValues(store), keys.KeyID())
 	// Like the migrations, the start-up work is retried while the database
-	// misbehaves; the API stays closed (503) until it is done.
+	// misbehaves; the API stays closed (503) until it is done. A key that
+	// opens none of the stored secrets is not retried: start fails. Then
+	// attempts left in flight by another replica that died are settled
+	// periodically until ctx ends.
 	start := func(ctx context.Context) error {
 		ctx = app.WithCaller(ctx, app.Caller{Email: "system", RequestID: uuid.NewString()})
-		return postgres.Retry(ctx, log, "identity start-up", startOnce)
+		var report app.SealedKeyReport
+		if err := postgres.Retry(ctx, log, "encryption key check", func(ctx context.Context) (err error) {
+			report, err = checkKeys.Handle(ctx)
+			return err
+		}); err != nil {
+			return err
+		}
+		if err := judgeSealedKeys(report, cfg, log); err != nil {
+			return err
+		}
+		if err := postgres.Retry(ctx, log, "identity start-up", startOnce); err != nil {
+			return err
+		}
+		go func() {
+			tick := time.NewTicker(d.settleEvery)
+			defer tick.Stop()
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case <-tick.C:
+				}
+				if err := settleInterrupted(ctx); err != nil && ctx.Err() == nil {
+					log.Warn("settling interrupted login attempts failed; retrying later", "err", err)
+				}
+			}
+		}()
+		return nil
 	}
 	return &identity{routes: routes, auth: auth, start: start}, nil
+}
+
+// judgeSealedKeys refuses to start when values are stored and ENCRYPTION_KEY
+// opens none of them (the wrong key: every 2FA login and exchange call would
+// fail), and warns
+// loudly when it opens only some. A key --dev generated cannot open what a
+// previous run stored; that is expected there and only warned about.
+func judgeSealedKeys(r app.SealedKeyReport, cfg config, log *slog.Logger) error {
+	values, unopenable := r.Values()
+	switch {
+	case r.NoneOpenable() && !cfg.generated("ENCRYPTION_KEY"):
+		return usageError("ENCRYPTION_KEY opens none of the %d stored encrypted values: they are under key id(s) %s, "+
+			"this server's key id is %s; start with the key they were encrypted with (key ids are the first 8 bytes of SHA-256 of a key, in hex)",
+			values, r.KeyIDs(), r.KeyID)
+	case r.NoneOpenable():
+		log.Warn("DEV MODE: the generated ENCRYPTION_KEY opens none of the stored encrypted values (2FA seeds, exchange secrets); their users cannot log in with 2FA nor reach an exchange. "+
+			"`make run` keeps one development key across restarts (scripts/devsecrets.sh)",
+			"key_id", r.KeyID, "values", values, "stored_key_ids", r.KeyIDs())
+	case r.Partial():
+		log.Warn("ENCRYPTION_KEY DOES NOT OPEN EVERY STORED ENCRYPTED VALUE: those without a ciphertext under this server's key id fail "+
+			"(2FA logins, exchange calls) until they are re-encrypted under it (rerun the reencrypt apply; `tradeops keys status` counts them); "+
+			"an interrupted key rotation or a mixed-up key is the usual cause",
+			"key_id", r.KeyID, "values", values, "unopenable", unopenable, "stored_key_ids", r.KeyIDs())
+	}
+	return nil
 }
 
 // riskProfileBinding reads RISK_PROFILE_MODEL2_EMAIL and

@@ -59,7 +59,7 @@ func BenchmarkAuthMiddleware(b *testing.B) {
 // latency percentiles next to the cost of one argon2id hash.
 // Run: go test ./cmd/tradeops -run '^$' -bench LoginConcurrent20 -benchtime 400x
 func BenchmarkLoginConcurrent20(b *testing.B) {
-	h := newHarness(b, domain.ThrottlePolicy{PerAccount: 1 << 30, PerIP: 1 << 30, Window: time.Minute}, envOf(nil), false)
+	h := newHarness(b, policyWith(func(p *domain.ThrottlePolicy) { p.FreeFailures, p.PerIP = 1<<30, 1<<30 }), envOf(nil), false)
 	h.createUser("bench@example.com", "operator", "correct horse battery")
 	hasher := argon2id.New(argon2id.OWASP, 1)
 	hash, _ := hasher.Hash(context.Background(), domain.NewSecret("correct horse battery"))

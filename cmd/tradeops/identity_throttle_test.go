@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -18,39 +19,55 @@ import (
 	"github.com/tradeops/tradeops/domain"
 )
 
-func TestThrottlingEngagesAndExpires(t *testing.T) {
+// TestAccountThrottleIsProgressiveAndShort: wrong passwords from anywhere
+// slow the account down, 1 s, 2 s, 4 s ..., but never lock it for more than
+// a minute (issue #7: five failures used to lock it for 15 minutes).
+func TestAccountThrottleIsProgressiveAndShort(t *testing.T) {
 	h := newHarness(t, domain.DefaultThrottlePolicy, envOf(nil), false)
 	h.createUser("victim@example.com", "operator", "correct horse battery")
-	for i := range 5 {
-		wantError(t, h.login("victim@example.com", fmt.Sprintf("guess-number-%d", i), "", "10.0.0.1"), http.StatusUnauthorized, "invalid_credentials")
-		h.clock.Advance(time.Second)
+	// The free failures: no delay between them.
+	for i := range 3 {
+		wantError(t, h.login("victim@example.com", fmt.Sprintf("guess-number-%d", i), "", fmt.Sprintf("10.0.0.%d", i)), http.StatusUnauthorized, "invalid_credentials")
 	}
-	// The account is throttled from any IP, even with the right password.
-	for _, ip := range []string{"10.0.0.1", "10.9.9.9"} {
-		r := h.login("victim@example.com", "correct horse battery", "", ip)
+	var waits []int
+	for i := range 12 {
+		wantError(t, h.login("victim@example.com", fmt.Sprintf("guess-again-%d", i), "", fmt.Sprintf("10.0.1.%d", i)), http.StatusUnauthorized, "invalid_credentials")
+		// Throttled from any IP, even with the right password.
+		r := h.login("victim@example.com", "correct horse battery", "", "10.9.9.9")
 		wantError(t, r, http.StatusTooManyRequests, "too_many_attempts")
 		ra, _ := strconv.Atoi(r.header.Get("Retry-After"))
-		if ra < 890 || ra > 900 {
-			t.Fatalf("Retry-After %q, want about 15 minutes", r.header.Get("Retry-After"))
-		}
+		waits = append(waits, ra)
+		h.clock.Advance(time.Duration(ra) * time.Second)
 	}
+	if want := []int{1, 2, 4, 8, 16, 32, 60, 60, 60, 60, 60, 60}; !slices.Equal(waits, want) {
+		t.Fatalf("Retry-After after each failure: %v, want %v", waits, want)
+	}
+	// Once the delay has passed, the right password works from anywhere.
+	h.mustLogin("victim@example.com", "correct horse battery", "")
+
+	// Throttled attempts are recorded as small events: the account, the
+	// reason, nothing the request carried.
 	throttled := 0
 	for _, e := range h.eventsOfType(domain.EventLoginFailure) {
-		if strings.Contains(e.payload, `"reason":"throttled"`) {
-			throttled++
+		var p map[string]any
+		if err := json.Unmarshal([]byte(e.payload), &p); err != nil {
+			t.Fatal(err)
+		}
+		if p["reason"] != "throttled" {
+			continue
+		}
+		throttled++
+		if len(p) != 3 || p["email"] != "victim@example.com" || p["user_id"] == "" || e.stream != domain.LoginStream(testUsernames.Hash("victim@example.com")) {
+			t.Fatalf("throttled event: %s on %s", e.payload, e.stream)
 		}
 	}
-	if throttled != 2 {
-		t.Fatalf("throttled attempts recorded: %d, want 2", throttled)
+	if throttled != 12 {
+		t.Fatalf("throttled attempts recorded: %d, want 12", throttled)
 	}
-	// The window slides: once the first failure is 15 minutes old, one
-	// attempt is allowed again.
-	h.clock.Advance(15*time.Minute - 5*time.Second + time.Millisecond)
-	h.mustLogin("victim@example.com", "correct horse battery", "")
 }
 
 func TestThrottlingPerIP(t *testing.T) {
-	h := newHarness(t, domain.ThrottlePolicy{PerAccount: 100, PerIP: 3, Window: 15 * time.Minute}, envOf(nil), false)
+	h := newHarness(t, policyWith(func(p *domain.ThrottlePolicy) { p.FreeFailures, p.PerIP = 100, 3 }), envOf(nil), false)
 	h.createUser("mine@example.com", "operator", "correct horse battery")
 	const ip = "192.0.2.7"
 	wantError(t, h.login("b@example.com", "guess-one", "", ip), http.StatusUnauthorized, "invalid_credentials")
@@ -68,7 +85,8 @@ func TestThrottlingPerIP(t *testing.T) {
 }
 
 func TestOTPFailuresAreThrottled(t *testing.T) {
-	h := newHarness(t, domain.ThrottlePolicy{PerAccount: 3, PerIP: 100, Window: 15 * time.Minute}, envOf(nil), false)
+	// Two failures are free; after the third the next attempt waits a minute.
+	h := newHarness(t, policyWith(func(p *domain.ThrottlePolicy) { p.FreeFailures, p.FirstDelay, p.MaxDelay = 2, time.Minute, time.Hour }), envOf(nil), false)
 	h.createUser("otp@example.com", "operator", "correct horse battery")
 	tok := h.mustLogin("otp@example.com", "correct horse battery", "")
 	setup := h.do(http.MethodPost, "/auth/2fa/setup", "", "", tok, "")
@@ -91,7 +109,9 @@ func TestOTPFailuresAreThrottled(t *testing.T) {
 // the real argon2id parameters (19 MiB each): the hashing semaphore, not a
 // cheaper configuration, keeps the process small.
 func TestConcurrentLoginsStayUnderMemoryBound(t *testing.T) {
-	h := newHarness(t, domain.ThrottlePolicy{PerAccount: 1000, PerIP: 1000, Window: time.Minute}, envOf(nil), false)
+	// 200 queued hashes may take longer than the default 20 s an attempt
+	// may run on a small, busy machine.
+	h := newHarness(t, policyWith(func(p *domain.ThrottlePolicy) { p.FreeFailures, p.PerIP, p.InFlight = 1000, 1000, 3*time.Minute }), envOf(nil), false)
 	h.createUser("burst@example.com", "operator", "correct horse battery")
 	const n = 200
 	var wg sync.WaitGroup

@@ -41,13 +41,10 @@ func runKeys(ctx context.Context, getenv env, io stdio, args []string) error {
 		return usageError("%s", keysUsage)
 	}
 	sub, args := args[0], args[1:]
-	if sub == "-h" || sub == "--help" || sub == "help" {
-		fmt.Fprintln(io.out, keysUsage)
-		return nil
+	if isHelp(sub) {
+		return showUsage(io.out, keysUsage)
 	}
 	fs := flag.NewFlagSet("keys "+sub, flag.ContinueOnError)
-	fs.SetOutput(io.err)
-	fs.Usage = func() { fmt.Fprintln(io.err, keysUsage) }
 	var (
 		oldFile, newFile, keep, incident, reason string
 		apply                                    bool
@@ -68,13 +65,13 @@ func runKeys(ctx context.Context, getenv env, io stdio, args []string) error {
 	default:
 		return usageError("unknown keys subcommand %q\n%s", sub, keysUsage)
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return &exitError{code: 2, err: err}
+	// Every argument is allowed through parseFlags, which would quote a
+	// stray one: it is refused below without being echoed.
+	rest, err := parseFlags(fs, args, io.out, keysUsage, len(args))
+	if err != nil {
+		return err
 	}
-	if fs.NArg() > 0 {
+	if len(rest) > 0 {
 		// Not echoed: a mistaken argument may be a pasted key.
 		return usageError("unexpected argument (keys are read from files, never from arguments)\n%s", keysUsage)
 	}

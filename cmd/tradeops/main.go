@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -67,7 +68,11 @@ func run(ctx context.Context, args []string, getenv env, stdin io.Reader, stdout
 		usage(stderr)
 		return usageError("unknown command %q", args[1])
 	}
-	return cmd.run(ctx, getenv, io, args[2:])
+	err := cmd.run(ctx, getenv, io, args[2:])
+	if errors.Is(err, flag.ErrHelp) {
+		return nil // the command printed its usage, as asked
+	}
+	return err
 }
 
 func usage(w io.Writer) {

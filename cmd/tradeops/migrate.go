@@ -9,11 +9,13 @@ import (
 	"github.com/tradeops/tradeops/migrations"
 )
 
+const migrateUsage = `usage: tradeops migrate
+Applies the embedded migrations to DATABASE_URL and exits.`
+
 func runMigrate(ctx context.Context, getenv env, io stdio, args []string) error {
 	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
-	fs.SetOutput(io.err)
-	if err := fs.Parse(args); err != nil {
-		return &exitError{code: 2, err: err}
+	if _, err := parseFlags(fs, args, io.out, migrateUsage, 0); err != nil {
+		return err
 	}
 	pool, err := openDB(ctx, getenv)
 	if err != nil {

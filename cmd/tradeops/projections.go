@@ -12,26 +12,24 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"golang.org/x/term"
 
+	"github.com/tradeops/tradeops/adapters/postgres"
 	"github.com/tradeops/tradeops/app"
 	"github.com/tradeops/tradeops/eventstore"
 	porthttp "github.com/tradeops/tradeops/ports/http"
 	"github.com/tradeops/tradeops/projections"
 )
 
-// liveProjections are the read models the runner keeps up to date, in
-// serve and in worker alike.
-func liveProjections() []projections.Projection {
-	return []projections.Projection{projections.AuditLog{}, projections.AuditSeal{}, projections.ExchangeSecretsStatus{}}
-}
-
-// auditRoutes wires the audit endpoints over the audit_log read model.
-func auditRoutes(pool *pgxpool.Pool, auth *porthttp.Authenticator) porthttp.Registrar {
-	log := projections.NewAuditLogReader(pool)
-	return porthttp.AuditRoutes(porthttp.AuditQueries{Mine: app.NewListMyAuditHandler(log), All: app.NewListAuditHandler(log)},
-		auth.RequireUser, auth.RequireAdmin)
+// auditRoutes wires the audit endpoints over the audit_log read model. The
+// admin's ?user=<email> is resolved by the users repository (its own
+// instance: e-mail look-ups do not use the access cache).
+func auditRoutes(store *eventstore.Store, auth *porthttp.Authenticator) porthttp.Registrar {
+	log := projections.NewAuditLogReader(store.Pool())
+	return porthttp.AuditRoutes(porthttp.AuditQueries{
+		Mine: app.NewListMyAuditHandler(log),
+		All:  app.NewListAuditHandler(log, postgres.NewUsers(store, 0)),
+	}, auth.RequireUser, auth.RequireAdmin)
 }
 
 const projectionsUsage = `usage:
@@ -43,6 +41,9 @@ then swaps them in and hands off to the live runner; a killed rebuild resumes.
 --all rebuilds every projection but audit_seal, which only --reseal rebuilds.`
 
 func runProjections(ctx context.Context, getenv env, io stdio, args []string) error {
+	if len(args) > 0 && isHelp(args[0]) {
+		return showUsage(io.out, projectionsUsage)
+	}
 	if len(args) == 0 {
 		return usageError("%s", projectionsUsage)
 	}
@@ -57,16 +58,15 @@ func runProjections(ctx context.Context, getenv env, io stdio, args []string) er
 
 func projectionsStatus(ctx context.Context, getenv env, io stdio, args []string) error {
 	fs := flag.NewFlagSet("projections status", flag.ContinueOnError)
-	fs.SetOutput(io.err)
-	if err := fs.Parse(args); err != nil {
-		return &exitError{code: 2, err: err}
+	if _, err := parseFlags(fs, args, io.out, projectionsUsage, 0); err != nil {
+		return err
 	}
 	pool, err := openDB(ctx, getenv)
 	if err != nil {
 		return err
 	}
 	defer pool.Close()
-	statuses, err := projections.ReadStatus(ctx, pool, liveProjections())
+	statuses, err := projections.ReadStatus(ctx, pool, projections.All())
 	if err != nil {
 		return err
 	}
@@ -101,27 +101,31 @@ func projectionsStatus(ctx context.Context, getenv env, io stdio, args []string)
 
 func projectionsRebuild(ctx context.Context, getenv env, io stdio, args []string) error {
 	fs := flag.NewFlagSet("projections rebuild", flag.ContinueOnError)
-	fs.SetOutput(io.err)
 	all := fs.Bool("all", false, "rebuild every projection except audit_seal")
 	reseal := fs.Bool("reseal", false, "with audit_seal: re-seal the stream (refused unless the existing chain verifies)")
 	batch := fs.Int("batch", 10000, "events per transaction")
+	// NAME may come before the flags (where flag parsing would stop) or
+	// after them.
 	var name string
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		name, args = args[0], args[1:]
 	}
-	if err := fs.Parse(args); err != nil {
-		return &exitError{code: 2, err: err}
+	maxArgs := 1
+	if name != "" {
+		maxArgs = 0
 	}
-	if fs.NArg() > 0 && name == "" {
-		name = fs.Arg(0)
-	} else if fs.NArg() > 0 {
-		return usageError("%s", projectionsUsage)
+	rest, err := parseFlags(fs, args, io.out, projectionsUsage, maxArgs)
+	if err != nil {
+		return err
+	}
+	if len(rest) == 1 {
+		name = rest[0]
 	}
 	if *batch < 1 {
 		return usageError("--batch must be positive")
 	}
 	var targets []projections.Projection
-	for _, p := range liveProjections() {
+	for _, p := range projections.All() {
 		if (*all && p.Name() != projections.SealName) || p.Name() == name {
 			targets = append(targets, p)
 		}
@@ -146,9 +150,8 @@ func projectionsRebuild(ctx context.Context, getenv env, io stdio, args []string
 		start := time.Now()
 		var pos eventstore.Position
 		if *reseal {
-			caller := cliCaller()
-			md := eventstore.Metadata{ActorEmail: caller.Email, CorrelationID: caller.RequestID, CausationID: caller.RequestID}
-			pos, err = projections.Reseal(ctx, pool, store, md, operator(), opts)
+			record := app.NewRecordResealHandler(postgres.NewEvents(store))
+			pos, err = projections.Reseal(app.WithCaller(ctx, cliCaller()), pool, store, record, operator(), opts)
 		} else {
 			pos, err = projections.Rebuild(ctx, pool, store, p, opts)
 		}
@@ -167,7 +170,7 @@ func projectionsRebuild(ctx context.Context, getenv env, io stdio, args []string
 
 func projectionNames() []string {
 	var names []string
-	for _, p := range liveProjections() {
+	for _, p := range projections.All() {
 		names = append(names, p.Name())
 	}
 	return names

@@ -64,7 +64,7 @@ func TestProjectionsCLI(t *testing.T) {
 		t.Fatalf("progress lines: %s", errOut)
 	}
 	out, _, _ = cli(t, url, "projections", "status")
-	if !regexp.MustCompile(`audit_log\s+1\s+\d+:\d+\s+0\s+0\.0\s+live\s+0`).MatchString(out) {
+	if !regexp.MustCompile(`audit_log\s+2\s+\d+:\d+\s+0\s+0\.0\s+live\s+0`).MatchString(out) {
 		t.Fatalf("status after the rebuild:\n%s", out)
 	}
 
@@ -147,12 +147,11 @@ func TestServeProjectsTheAuditLog(t *testing.T) {
 		go func() {
 			done <- run(ctx, append([]string{"tradeops", "serve"}, args...), envOf(map[string]string{
 				"DATABASE_URL": dbURL, "LISTEN_ADDR": addr, "SECRET_KEY": string(testSecretKey),
-				"ENCRYPTION_KEY": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=", "LOG_LEVEL": "error",
+				"ENCRYPTION_KEY": testEncryptionKey, "LOG_LEVEL": "error",
 			}), nil, io.Discard, io.Discard)
 		}()
 		base := "http://" + addr
-		// The API is open (unmatched routes answer 404 even while it starts).
-		waitStatus(t, base+"/users/me", http.StatusUnauthorized, `"unauthorized"`)
+		waitStatus(t, base+"/healthz", http.StatusOK, `"ok"`) // ready: the API is open
 		return base, done
 	}
 	audit := func(base string, wait time.Duration) []string {

@@ -524,10 +524,10 @@ func TestExchangeSecretsAPI(t *testing.T) {
 		code       string
 	}{
 		"unknown exchange":      {"/users/exchange-secrets/kraken", `{"api_key":"CANARYKEY123","api_secret":"x"}`, 400, "unknown_exchange"},
-		"NUL in the path":       {"/users/exchange-secrets/BIN%00ANCE", `{"api_key":"CANARYKEY123","api_secret":"x"}`, 400, "unknown_exchange"},
-		"bad bytes in the path": {"/users/exchange-secrets/%ff%fe", `{"api_key":"CANARYKEY123","api_secret":"x"}`, 400, "unknown_exchange"},
+		"NUL in the path":       {"/users/exchange-secrets/BIN%00ANCE", `{"api_key":"CANARYKEY123","api_secret":"x"}`, 400, "invalid_encoding"},
+		"bad bytes in the path": {"/users/exchange-secrets/%ff%fe", `{"api_key":"CANARYKEY123","api_secret":"x"}`, 400, "invalid_encoding"},
 		"missing secret":        {"/users/exchange-secrets/BINANCE", `{"api_key":"CANARYKEY123"}`, 400, "missing_field"},
-		"NUL in a field":        {"/users/exchange-secrets/BINANCE", `{"api_key":"CANARY\u0000KEY123","api_secret":"x"}`, 400, "invalid_field"},
+		"NUL in a field":        {"/users/exchange-secrets/BINANCE", `{"api_key":"CANARY\u0000KEY123","api_secret":"x"}`, 400, "invalid_encoding"},
 		"non-ASCII secret":      {"/users/exchange-secrets/BINANCE", `{"api_key":"CANARYKEY123","api_secret":"CANARY\u00e9"}`, 400, "invalid_field"},
 		"oversized key":         {"/users/exchange-secrets/BINANCE", `{"api_key":"` + strings.Repeat("K", 600) + `","api_secret":"x"}`, 400, "invalid_field"},
 		"wrong type":            {"/users/exchange-secrets/BINANCE", `{"api_key":12345678,"api_secret":"x"}`, 400, "invalid_field"},

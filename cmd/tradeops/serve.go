@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -15,13 +16,16 @@ import (
 	porthttp "github.com/tradeops/tradeops/ports/http"
 )
 
+const serveUsage = `usage: tradeops serve [--dev] [--projections on|off]
+Applies the migrations and serves the HTTP API on LISTEN_ADDR; the
+configuration comes from the environment (see README).`
+
 func runServe(ctx context.Context, getenv env, io stdio, args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(io.err)
 	dev := fs.Bool("dev", false, "development mode: generate throwaway secrets when missing, seed demo users")
 	runProjs := fs.String("projections", "on", "run the projections in this process: on, or off when `tradeops worker` runs them")
-	if err := fs.Parse(args); err != nil {
-		return &exitError{code: 2, err: err}
+	if _, err := parseFlags(fs, args, io.out, serveUsage, 0); err != nil {
+		return err
 	}
 	if *runProjs != "on" && *runProjs != "off" {
 		return usageError("--projections must be on or off")
@@ -62,8 +66,10 @@ func runServe(ctx context.Context, getenv env, io stdio, args []string) error {
 		Registry:          reg,
 		Logger:            log,
 		Ready:             ready.Load,
+		Classify:          postgres.Classify,
 		TrustProxyHeaders: cfg.TrustProxy,
-	}, identity.routes, auditRoutes(pool, identity.auth), vault.routes)
+		TrustedProxies:    cfg.TrustedProxies,
+	}, identity.routes, auditRoutes(store, identity.auth), vault.routes)
 
 	ln, err := net.Listen("tcp", cfg.ListenAddr)
 	if err != nil {
@@ -72,13 +78,20 @@ func runServe(ctx context.Context, getenv env, io stdio, args []string) error {
 	log.Info("listening", "addr", ln.Addr().String(), "version", version)
 
 	// The database may still be down: keep serving /healthz (degraded) while
-	// migrations are retried, then open the API.
+	// migrations are retried, then open the API. A start-up that cannot
+	// succeed (the wrong ENCRYPTION_KEY) stops the server with its reason.
+	ctx, refuse := context.WithCancelCause(ctx)
+	defer refuse(nil)
 	go func() {
 		if err := postgres.MigrateWithRetry(ctx, pool, log); err != nil {
 			return // shutting down
 		}
 		if err := identity.start(ctx); err != nil {
-			return // shutting down
+			if ctx.Err() == nil {
+				log.Error("start-up refused; stopping", "err", err)
+				refuse(err)
+			}
+			return
 		}
 		if err := vault.start(ctx); err != nil {
 			return // shutting down
@@ -90,7 +103,13 @@ func runServe(ctx context.Context, getenv env, io stdio, args []string) error {
 		}
 	}()
 
-	return serveHTTP(ctx, ln, handler, log)
+	if err := serveHTTP(ctx, ln, handler, log); err != nil {
+		return err
+	}
+	if cause := context.Cause(ctx); !errors.Is(cause, ctx.Err()) {
+		return cause // refused above, not asked to stop
+	}
+	return nil
 }
 
 // shutdownGrace is how long in-flight requests get to finish after SIGTERM.

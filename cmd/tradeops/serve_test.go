@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -50,12 +51,15 @@ func freeAddr(t *testing.T) string {
 
 func envOf(m map[string]string) env { return func(k string) string { return m[k] } }
 
+// testEncryptionKey is a valid ENCRYPTION_KEY for tests that start serve.
+const testEncryptionKey = "a+5zhwa8eJPV+wzAtjMknS6h2KBGERZrDAcxKjVie3E="
+
 func TestServeRejectsMalformedDatabaseURL(t *testing.T) {
 	var out, errOut bytes.Buffer
 	err := run(context.Background(), []string{"tradeops", "serve"}, envOf(map[string]string{
 		"DATABASE_URL":   "postgres://admin:canary-Pa55word@db.example:notaport/x",
-		"SECRET_KEY":     strings.Repeat("k", 32),
-		"ENCRYPTION_KEY": "CYrbxd0FGlxvR3nIyi3IwYOnJ5b296+JV7rVXpF0qg8=",
+		"SECRET_KEY":     string(testSecretKey),
+		"ENCRYPTION_KEY": testEncryptionKey,
 	}), nil, &out, &errOut)
 	var ee *exitError
 	if !errors.As(err, &ee) || ee.code != 2 {
@@ -73,9 +77,14 @@ func TestServeRefusesMissingOrWeakSecrets(t *testing.T) {
 		env  map[string]string
 		want string
 	}{
-		"missing secret": {map[string]string{}, "SECRET_KEY"},
-		"weak secret":    {map[string]string{"SECRET_KEY": "short-canary"}, "SECRET_KEY"},
-		"bad key":        {map[string]string{"SECRET_KEY": strings.Repeat("k", 32), "ENCRYPTION_KEY": "c2hvcnQtY2FuYXJ5"}, "ENCRYPTION_KEY"},
+		"missing secret":    {map[string]string{}, "SECRET_KEY"},
+		"weak secret":       {map[string]string{"SECRET_KEY": "short-canary"}, "SECRET_KEY"},
+		"bad key":           {map[string]string{"SECRET_KEY": string(testSecretKey), "ENCRYPTION_KEY": "c2hvcnQtY2FuYXJ5"}, "ENCRYPTION_KEY"},
+		"patterned secret":  {map[string]string{"SECRET_KEY": strings.Repeat("canary", 6)}, "SECRET_KEY"},
+		"zero key":          {map[string]string{"SECRET_KEY": string(testSecretKey), "ENCRYPTION_KEY": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}, "ENCRYPTION_KEY"},
+		"repeated-byte key": {map[string]string{"SECRET_KEY": string(testSecretKey), "ENCRYPTION_KEY": base64.StdEncoding.EncodeToString([]byte(strings.Repeat("A", 32)))}, "ENCRYPTION_KEY"},
+		"proxy flag typo":   {map[string]string{"TRUST_PROXY_HEADERS": "yes"}, "TRUST_PROXY_HEADERS"},
+		"bad proxy list":    {map[string]string{"TRUST_PROXY_HEADERS": "true", "TRUSTED_PROXIES": "10.0.0.0/8, lb.internal"}, "TRUSTED_PROXIES"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			e := map[string]string{}

@@ -37,11 +37,14 @@ type usersArgs struct {
 }
 
 func runUsers(ctx context.Context, getenv env, io stdio, args []string) error {
+	if len(args) > 0 && isHelp(args[0]) {
+		return showUsage(io.out, usersUsage)
+	}
 	if len(args) == 0 {
 		return usageError("%s", usersUsage)
 	}
 	sub := args[0]
-	a, err := parseUsersArgs(sub, args[1:], io.err)
+	a, err := parseUsersArgs(sub, args[1:], io.out)
 	if err != nil {
 		return err
 	}
@@ -94,11 +97,10 @@ func runUsers(ctx context.Context, getenv env, io stdio, args []string) error {
 }
 
 // parseUsersArgs parses and checks a subcommand's flags before anything
-// touches the database: every mistake here exits 2.
-func parseUsersArgs(sub string, args []string, stderr io.Writer) (usersArgs, error) {
+// touches the database: every mistake here exits 2; -h shows the usage.
+func parseUsersArgs(sub string, args []string, stdout io.Writer) (usersArgs, error) {
 	var a usersArgs
 	fs := flag.NewFlagSet("users "+sub, flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	needEmail, needRole := true, false
 	switch sub {
 	case "create":
@@ -120,11 +122,8 @@ func parseUsersArgs(sub string, args []string, stderr io.Writer) (usersArgs, err
 	if needRole {
 		fs.StringVar(&a.role, "role", "", "admin or operator")
 	}
-	if err := fs.Parse(args); err != nil {
-		return a, &exitError{code: 2, err: err}
-	}
-	if fs.NArg() > 0 {
-		return a, usageError("unexpected argument %q\n%s", fs.Arg(0), usersUsage)
+	if _, err := parseFlags(fs, args, stdout, usersUsage, 0); err != nil {
+		return a, err
 	}
 	if needEmail {
 		if _, err := domain.ParseEmail(a.email); err != nil {

@@ -20,12 +20,14 @@ import (
 // runWorker runs the projections without the API, for deployments that
 // scale them apart (then run serve with --projections=off). Several workers
 // may run: each batch of a projection is applied by exactly one of them.
+const workerUsage = `usage: tradeops worker [--metrics-addr :9091]
+Runs the projections without the API (then run serve --projections=off).`
+
 func runWorker(ctx context.Context, getenv env, io stdio, args []string) error {
 	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
-	fs.SetOutput(io.err)
 	metricsAddr := fs.String("metrics-addr", ":9091", "serve Prometheus metrics on this address (empty: off)")
-	if err := fs.Parse(args); err != nil {
-		return &exitError{code: 2, err: err}
+	if _, err := parseFlags(fs, args, io.out, workerUsage, 0); err != nil {
+		return err
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(orDefault(getenv("LOG_LEVEL"), "info"))); err != nil {
@@ -62,5 +64,5 @@ func runWorker(ctx context.Context, getenv env, io stdio, args []string) error {
 // startProjections keeps the live projections up to date until ctx ends.
 func startProjections(ctx context.Context, pool *pgxpool.Pool, store *eventstore.Store, reg prometheus.Registerer, log *slog.Logger) {
 	log.Info("projections running", "projections", projectionNames())
-	projections.NewRunner(pool, store, liveProjections(), projections.WithMetrics(reg), projections.WithLogger(log)).Run(ctx)
+	projections.NewRunner(pool, store, projections.All(), projections.WithMetrics(reg), projections.WithLogger(log)).Run(ctx)
 }

@@ -40,7 +40,8 @@ FROM (
 		CASE i % 4 WHEN 0 THEN 'auth.login.success' WHEN 1 THEN 'execution.prepare'
 			WHEN 2 THEN 'execution.binance.test_order.success' ELSE 'secrets.exchange.configured' END AS type,
 		CASE i % 4
-			WHEN 0 THEN json_build_object('email', 'user' || k || '@example.com', 'method', 'password', 'totp', false)
+			WHEN 0 THEN json_build_object('email', 'user' || k || '@example.com',
+				'user_id', '00000000-0000-4000-8000-' || lpad(k::text, 12, '0'), 'method', 'password')
 			WHEN 1 THEN json_build_object('execution_id', gen_random_uuid(), 'exchange', 'BINANCE', 'symbol', 'BTCUSDT',
 				'side', 'BUY', 'qty', '0.01', 'reference_price', (60000 + i % 1000)::text, 'risk_profile', 'model2', 'decision', 'accepted')
 			WHEN 2 THEN json_build_object('execution_id', gen_random_uuid(), 'exchange', 'BINANCE', 'symbol', 'BTCUSDT',

@@ -19,9 +19,10 @@ type AuditQueries struct {
 	All  *app.ListAuditHandler
 }
 
-// AuditRoutes serves the audit log: GET /ops/audit/me, the caller's own
-// events, and GET /ops/audit, every user's, for admins. Both answer newest
-// first, a page at a time, with an opaque next_cursor (null on the last page).
+// AuditRoutes serves the audit log: GET /ops/audit/me, the events the caller
+// caused or that are about the caller's account, and GET /ops/audit, every
+// user's, for admins. Both answer newest first, a page at a time, with an
+// opaque next_cursor (null on the last page).
 func AuditRoutes(q AuditQueries, requireUser, requireAdmin mux.MiddlewareFunc) Registrar {
 	return func(r *mux.Router) {
 		r.Handle("/ops/audit/me", requireUser(listMyAudit(q.Mine))).Methods(http.MethodGet)
@@ -92,12 +93,14 @@ type auditActor struct {
 }
 
 type auditEvent struct {
-	ID     string          `json:"id"`
-	Type   string          `json:"type"`
-	At     time.Time       `json:"at"`
-	Stream string          `json:"stream"`
-	Actor  *auditActor     `json:"actor"` // null for events no user caused
-	Data   json.RawMessage `json:"data"`
+	ID     string      `json:"id"`
+	Type   string      `json:"type"`
+	At     time.Time   `json:"at"`
+	Stream string      `json:"stream"`
+	Actor  *auditActor `json:"actor"` // null for events no user caused
+	// Subject is the id of the user the event is about, when it is about one.
+	Subject string          `json:"subject,omitempty"`
+	Data    json.RawMessage `json:"data"`
 }
 
 type auditPage struct {
@@ -108,7 +111,7 @@ type auditPage struct {
 func auditPageJSON(p app.AuditPage) auditPage {
 	out := auditPage{Events: make([]auditEvent, len(p.Entries))}
 	for i, e := range p.Entries {
-		out.Events[i] = auditEvent{ID: e.ID, Type: e.Type, At: e.At, Stream: e.Stream, Data: e.Data}
+		out.Events[i] = auditEvent{ID: e.ID, Type: e.Type, At: e.At, Stream: e.Stream, Subject: e.SubjectID, Data: e.Data}
 		if e.ActorID != "" || e.ActorEmail != "" {
 			out.Events[i].Actor = &auditActor{ID: e.ActorID, Email: e.ActorEmail}
 		}

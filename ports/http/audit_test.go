@@ -125,7 +125,7 @@ func newAuditServer(t *testing.T) auditServer {
 	reader := projections.NewAuditLogReader(pool)
 	h := porthttp.NewHandler(porthttp.Options{Version: "test", Health: pool, Registry: prometheus.NewRegistry(),
 		Logger: slog.New(slog.NewJSONHandler(io.Discard, nil))},
-		porthttp.AuditRoutes(porthttp.AuditQueries{Mine: app.NewListMyAuditHandler(reader), All: app.NewListAuditHandler(reader)},
+		porthttp.AuditRoutes(porthttp.AuditQueries{Mine: app.NewListMyAuditHandler(reader), All: app.NewListAuditHandler(reader, usersByEmail{})},
 			mux.MiddlewareFunc(fakeRequireUser), mux.MiddlewareFunc(fakeRequireAdmin)))
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)

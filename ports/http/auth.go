@@ -5,6 +5,7 @@ import (
 	"errors"
 	"mime"
 	"net/http"
+	"net/url"
 
 	"github.com/gorilla/mux"
 
@@ -58,6 +59,10 @@ func (id Identity) login(w http.ResponseWriter, r *http.Request) {
 		writeErrorStatus(w, http.StatusBadRequest, "malformed_form", "request body is not a valid form")
 		return
 	}
+	if err := checkLoginForm(r.PostForm); err != nil {
+		WriteError(w, r, err)
+		return
+	}
 	cmd := app.Login{
 		Username: r.PostForm.Get("username"),
 		Password: domain.NewSecret(r.PostForm.Get("password")),
@@ -74,6 +79,31 @@ func (id Identity) login(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	WriteJSON(w, http.StatusOK, tokenResponse{AccessToken: tok.Token.Reveal(), TokenType: "bearer", ExpiresIn: int(tok.ExpiresIn.Seconds())})
+}
+
+// loginFieldBytes bounds the login form: a username no account can have
+// (longer than any email), a password no account can have (longer than
+// domain.NewPassword allows) and a one-time code far longer than 6 digits
+// are refused before the attempt is throttled, hashed or recorded.
+var loginFieldBytes = []struct {
+	name  string
+	limit int
+}{{"username", domain.MaxEmailLength}, {"password", domain.MaxPasswordLength}, {"otp", maxOTPBytes}}
+
+// checkLoginForm refuses any form field (read or ignored) that is not
+// valid text, and the login fields over their bound.
+func checkLoginForm(form url.Values) error {
+	if err := checkValues("form field", form, MaxBodyBytes); err != nil {
+		return err
+	}
+	for _, f := range loginFieldBytes {
+		for _, v := range form[f.name] {
+			if err := checkText("form field", f.name, v, f.limit); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 func (id Identity) logout(w http.ResponseWriter, r *http.Request) {
@@ -122,6 +152,10 @@ func (id Identity) confirmTwoFactor(w http.ResponseWriter, r *http.Request, hand
 	}
 	if req.OTP == "" {
 		writeErrorStatus(w, http.StatusBadRequest, "missing_field", `field "otp" is required`)
+		return
+	}
+	if err := checkText("field", "otp", req.OTP, maxOTPBytes); err != nil {
+		WriteError(w, r, err)
 		return
 	}
 	if err := handle(r.Context(), domain.NewSecret(req.OTP)); err != nil {

@@ -43,9 +43,14 @@ func statusOf(k domain.Kind) int {
 }
 
 // WriteError writes err in the API's error shape. Classified errors keep
-// their code and caller-safe message; anything else is logged and answered
-// with a generic 500 that reveals nothing.
+// their code and caller-safe message; an error no layer classified first
+// goes through Options.Classify (which recognises, e.g., an unreachable
+// database), and if still unclassified is logged and answered with a
+// generic 500 that reveals nothing. Every 503 carries Retry-After.
 func WriteError(w http.ResponseWriter, r *http.Request, err error) {
+	if classify, ok := r.Context().Value(classifierKey{}).(func(error) error); ok && domain.ErrorKind(err) == domain.KindInternal {
+		err = classify(err)
+	}
 	var e *domain.Error
 	if !errors.As(err, &e) {
 		LoggerFrom(r.Context()).Error("request failed", "err", err)
@@ -55,11 +60,19 @@ func WriteError(w http.ResponseWriter, r *http.Request, err error) {
 	if status >= 500 && e.Err != nil {
 		LoggerFrom(r.Context()).Error("request failed", "code", e.Code, "err", e.Err)
 	}
-	if e.RetryAfterSeconds > 0 {
-		w.Header().Set("Retry-After", strconv.Itoa(e.RetryAfterSeconds))
+	retryAfter := e.RetryAfterSeconds
+	if status == http.StatusServiceUnavailable && retryAfter == 0 {
+		retryAfter = 1
+	}
+	if retryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(retryAfter))
 	}
 	writeErrorStatus(w, status, e.Code, e.Message)
 }
+
+// classifierKey holds Options.Classify in every request's context, so that
+// WriteError, called from any handler, applies it.
+type classifierKey struct{}
 
 func writeErrorStatus(w http.ResponseWriter, status int, code, message string) {
 	WriteJSON(w, status, errorBody{Error: errorDetail{Code: code, Message: message}})

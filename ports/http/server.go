@@ -6,10 +6,9 @@ package http
 import (
 	"context"
 	"log/slog"
-	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -18,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/tradeops/tradeops/app"
+	"github.com/tradeops/tradeops/domain"
 )
 
 // Registrar adds one feature's routes to the router.
@@ -30,11 +30,20 @@ type Options struct {
 	Registry *prometheus.Registry
 	Logger   *slog.Logger
 	// Ready reports whether the service finished starting (migrations
-	// applied). Until then every route but /healthz and /metrics answers 503.
+	// applied, start-up work done). Until then /healthz and every route but
+	// /metrics answer 503.
 	Ready func() bool
+	// Classify turns an error no layer classified into a classified one,
+	// or returns it unchanged: the composition root passes the database
+	// adapter's, which marks an unreachable database KindUnavailable (503),
+	// so that this port needs no knowledge of the driver's errors.
+	Classify func(error) error
 	// TrustProxyHeaders takes the client IP from X-Forwarded-For / X-Real-IP
-	// (only behind a proxy that sets them; otherwise clients could spoof it).
+	// when the connection comes from one of TrustedProxies (see clientip.go).
 	TrustProxyHeaders bool
+	// TrustedProxies are the proxies whose forwarding headers are believed;
+	// nil means the private, loopback and link-local ranges.
+	TrustedProxies []netip.Prefix
 }
 
 // NewHandler builds the API: common middleware, /healthz, /metrics and every
@@ -52,14 +61,14 @@ func NewHandler(opts Options, features ...Registrar) http.Handler {
 	r.MethodNotAllowedHandler = m.instrument(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		writeErrorStatus(w, http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed on this endpoint")
 	}))
-	r.Handle("/healthz", healthHandler(opts.Version, opts.Health)).Methods(http.MethodGet)
+	r.Handle("/healthz", healthHandler(opts.Version, opts.Health, opts.Ready)).Methods(http.MethodGet)
 	r.Handle("/metrics", promhttp.HandlerFor(opts.Registry, promhttp.HandlerOpts{})).Methods(http.MethodGet)
 	api := r.NewRoute().Subrouter()
 	api.Use(readyGate(opts.Ready))
 	for _, f := range features {
 		f(api)
 	}
-	return requestContext(opts, recoverer(r))
+	return requestContext(opts, recoverer(validateInput(r, m.instrument)))
 }
 
 // requestContext gives every request an id (X-Request-ID, taken from the
@@ -71,8 +80,11 @@ func requestContext(opts Options, next http.Handler) http.Handler {
 			id = uuid.NewString()
 		}
 		w.Header().Set("X-Request-ID", id)
-		ctx := app.WithCaller(r.Context(), app.Caller{RequestID: id, ClientIP: clientIP(r, opts.TrustProxyHeaders)})
+		ctx := app.WithCaller(r.Context(), app.Caller{RequestID: id, ClientIP: clientIP(r, opts)})
 		ctx = withLogger(ctx, opts.Logger.With("request_id", id))
+		if opts.Classify != nil {
+			ctx = context.WithValue(ctx, classifierKey{}, opts.Classify)
+		}
 		// A declared length over the limit is refused before anything reads
 		// the body; MaxBytesReader catches chunked or lying bodies.
 		if r.ContentLength > MaxBodyBytes {
@@ -96,31 +108,15 @@ func validRequestID(id string) bool {
 	return true
 }
 
-func clientIP(r *http.Request, trustProxy bool) string {
-	if trustProxy {
-		if v := r.Header.Get("X-Real-IP"); v != "" && net.ParseIP(v) != nil {
-			return v
-		}
-		if v := r.Header.Get("X-Forwarded-For"); v != "" {
-			first, _, _ := strings.Cut(v, ",")
-			if first = strings.TrimSpace(first); net.ParseIP(first) != nil {
-				return first
-			}
-		}
-	}
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
-}
+// errStarting answers API requests until the service is ready; the code is
+// the one of any other outage, so clients handle one 503.
+var errStarting = domain.Errorf(domain.KindUnavailable, "unavailable", "the service is starting; the database is not ready yet")
 
 func readyGate(ready func() bool) mux.MiddlewareFunc {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if ready != nil && !ready() {
-				w.Header().Set("Retry-After", "1")
-				writeErrorStatus(w, http.StatusServiceUnavailable, "starting", "the service is starting; the database is not ready yet")
+				WriteError(w, r, errStarting)
 				return
 			}
 			next.ServeHTTP(w, r)

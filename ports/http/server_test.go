@@ -26,12 +26,16 @@ type echoReq struct {
 	Qty    float64 `json:"qty"`
 }
 
-func newTestServer(t *testing.T, ping pingFunc) *httptest.Server {
+func newTestServer(t *testing.T, ping pingFunc, edits ...func(*Options)) *httptest.Server {
 	t.Helper()
-	h := NewHandler(Options{
+	opts := Options{
 		Version: "test", Health: ping, Registry: prometheus.NewRegistry(),
 		Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)),
-	}, func(r *mux.Router) {
+	}
+	for _, edit := range edits {
+		edit(&opts)
+	}
+	h := NewHandler(opts, func(r *mux.Router) {
 		r.HandleFunc("/echo", func(w http.ResponseWriter, r *http.Request) {
 			var req echoReq
 			if !DecodeJSON(w, r, &req) {
@@ -46,6 +50,9 @@ func newTestServer(t *testing.T, ping pingFunc) *httptest.Server {
 			WriteError(w, r, errors.New("db password=canary-secret leaked in a driver error"))
 		})
 		r.HandleFunc("/panic", func(http.ResponseWriter, *http.Request) { panic("canary-panic") })
+		r.HandleFunc("/query/{name}", func(w http.ResponseWriter, r *http.Request) {
+			WriteJSON(w, http.StatusOK, map[string]any{"name": mux.Vars(r)["name"], "query": r.URL.Query()})
+		})
 	})
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
