@@ -120,6 +120,11 @@ func TestParseEncryptionKey(t *testing.T) {
 		base64.StdEncoding.EncodeToString(make([]byte, 32)):                         "invalid_key",
 		base64.StdEncoding.EncodeToString([]byte(strings.Repeat("\x07", 32))):       "invalid_key",
 		base64.StdEncoding.EncodeToString([]byte(strings.Repeat("CANARY", 6)[:33])): "invalid_key",
+		// The weak-key rule SECRET_KEY goes through: a repeated pattern,
+		// too few distinct bytes, too little entropy.
+		base64.StdEncoding.EncodeToString([]byte(strings.Repeat("0123456789abcdef", 2))):  "invalid_key",
+		base64.StdEncoding.EncodeToString([]byte(strings.Repeat("abcdefg", 5)[:32])):      "invalid_key",
+		base64.StdEncoding.EncodeToString([]byte(strings.Repeat("a", 22) + "0123456789")): "invalid_key",
 	} {
 		_, err := domain.ParseEncryptionKey("new_key", domain.NewSecret(in))
 		var e *domain.Error

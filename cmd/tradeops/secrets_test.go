@@ -552,6 +552,7 @@ func TestExchangeSecretsAPI(t *testing.T) {
 		"bad base64":      {fmt.Sprintf(`{"old_key":"%s!","new_key":%q,"dry_run":true}`, key.encoded, other.encoded), "invalid_key"},
 		"short key":       {fmt.Sprintf(`{"old_key":%q,"new_key":%q,"dry_run":true}`, key.encoded, base64.StdEncoding.EncodeToString(other.raw[:16])), "invalid_key"},
 		"weak key":        {fmt.Sprintf(`{"old_key":%q,"new_key":%q,"dry_run":true}`, key.encoded, base64.StdEncoding.EncodeToString(make([]byte, 32))), "invalid_key"},
+		"patterned key":   {fmt.Sprintf(`{"old_key":%q,"new_key":%q,"dry_run":true}`, key.encoded, base64.StdEncoding.EncodeToString([]byte(strings.Repeat("0123456789abcdef", 2)))), "invalid_key"},
 		"same key":        {fmt.Sprintf(`{"old_key":%q,"new_key":%q,"dry_run":true}`, key.encoded, base64.URLEncoding.EncodeToString(key.raw)), "same_key"},
 		"missing key":     {fmt.Sprintf(`{"old_key":%q,"dry_run":true}`, key.encoded), "missing_field"},
 		"missing dry_run": {fmt.Sprintf(`{"old_key":%q,"new_key":%q}`, key.encoded, other.encoded), "missing_field"},
