@@ -283,11 +283,17 @@ call() {
 		esac
 		return 1
 	fi
+	reason="HTTP $status"
 	[ "$status" = 200 ] && return 0
+	explain
+	return 1
+}
+
+# explain: adds the API's error code and message in resp to reason
+explain() {
 	local detail
 	detail=$(printf '%s' "$resp" | py error)
-	reason="HTTP $status${detail:+ $detail}"
-	return 1
+	reason+=${detail:+ $detail}
 }
 
 # Step bookkeeping: each step function sets step_status (OK by default) and step_msg.
@@ -462,9 +468,13 @@ test_order() {
 	case $outcome in
 	success | error) expected+=("execution.$1.test_order.$outcome=$xid") ;;
 	esac
-	if [ "$status" = 200 ] && [ "$outcome" = success ]; then
-		step_msg="success, mode ${mode:-?}"
-		return
+	if [ "$status" = 200 ]; then
+		if [ "$outcome" = success ]; then
+			step_msg="success, mode ${mode:-?}"
+			return
+		fi
+		explain
+		[ "$outcome" = error ] || reason+=" without \"status\":\"success\""
 	fi
 	local allowed=false
 	case $5/$outcome/$status in
@@ -507,17 +517,19 @@ step_audit() {
 		return
 	fi
 	# The audit log is a projection: a new event shows within a fraction of a second.
-	local missing delay
+	local missing found delay
 	for delay in 0.1 0.2 0.4 0.8 1.5 0; do
 		if ! call GET "/ops/audit/me?limit=100"; then
 			fail "$reason"
 			return
 		fi
-		missing=$(printf '%s' "$resp" | py audit "$run_start" "${want[@]}") && break
+		missing=$(printf '%s' "$resp" | py audit "$run_start" "${want[@]}")
+		found=$?
+		[ "$found" = 0 ] && break
 		[ "$delay" = 0 ] || sleep "$delay"
 	done
-	if [ -n "$missing" ]; then
-		fail "missing since the run began: $missing"
+	if [ "$found" != 0 ]; then
+		fail "missing since the run began: ${missing:-(the answer could not be read)}"
 		return
 	fi
 	step_msg="${#want[@]} events of this run recorded"
