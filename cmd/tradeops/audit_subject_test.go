@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tradeops/tradeops/internal/apispec"
 	"github.com/tradeops/tradeops/internal/testdb"
 )
 
@@ -46,8 +47,9 @@ func TestMyAuditShowsOthersActingOnMyAccount(t *testing.T) {
 	})
 	base := "http://" + addr
 	waitStatus(t, base+"/users/me", http.StatusUnauthorized, "") // started: the API answers
+	client := apispec.Client(t)
 	login := func(email, password string) (int, string) {
-		resp, err := http.PostForm(base+"/auth/login", url.Values{"username": {email}, "password": {password}})
+		resp, err := client.PostForm(base+"/auth/login", url.Values{"username": {email}, "password": {password}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -87,7 +89,7 @@ func TestMyAuditShowsOthersActingOnMyAccount(t *testing.T) {
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		req, _ := http.NewRequest(http.MethodGet, base+"/ops/audit/me?limit=100", nil)
 		req.Header.Set("Authorization", "Bearer "+token)
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := client.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -17,6 +17,7 @@ import (
 	"github.com/tradeops/tradeops/adapters/argon2id"
 	"github.com/tradeops/tradeops/app"
 	"github.com/tradeops/tradeops/domain"
+	"github.com/tradeops/tradeops/internal/apispec"
 	"github.com/tradeops/tradeops/internal/testdb"
 )
 
@@ -97,7 +98,7 @@ func (h *harness) waitSettled(events int) {
 func TestAbandonedLoginsEndAsEventsAndStopCounting(t *testing.T) {
 	h := newHarness(t, domain.DefaultThrottlePolicy, envOf(nil), false, withHasher(500*time.Millisecond, ""))
 	h.createUser("gone@example.com", "operator", "correct horse battery")
-	client := &http.Client{Timeout: 50 * time.Millisecond}
+	client := &http.Client{Timeout: 50 * time.Millisecond, Transport: apispec.NewValidatingTransport(t, nil)}
 	// abandon posts a login and gives up after 50 ms. Only an attempt
 	// refused at once (429: earlier ones are still in flight) answers in
 	// time; the first of a series always runs long.

@@ -29,6 +29,7 @@ import (
 	"github.com/tradeops/tradeops/app"
 	"github.com/tradeops/tradeops/domain"
 	"github.com/tradeops/tradeops/eventstore"
+	"github.com/tradeops/tradeops/internal/apispec"
 	"github.com/tradeops/tradeops/internal/testdb"
 	porthttp "github.com/tradeops/tradeops/ports/http"
 )
@@ -78,6 +79,8 @@ type harness struct {
 	out   *syncBuffer
 	id    *identity
 	users *postgres.Users
+	// client checks every answer against api/openapi.yaml.
+	client *http.Client
 }
 
 // newHarness wires the identity feature with policy; opts turn further
@@ -85,7 +88,11 @@ type harness struct {
 func newHarness(t testing.TB, policy domain.ThrottlePolicy, getenv env, dev bool, opts ...func(*identityDeps)) *harness {
 	t.Helper()
 	pool, dbURL := testdb.New(t)
-	h := &harness{t: t, dbURL: dbURL, pool: pool, clock: &testClock{t: time.Now().UTC()}, logs: &syncBuffer{}, out: &syncBuffer{}}
+	h := &harness{t: t, dbURL: dbURL, pool: pool, clock: &testClock{t: time.Now().UTC()}, logs: &syncBuffer{}, out: &syncBuffer{},
+		client: apispec.Client(t)}
+	if _, bench := t.(*testing.B); bench {
+		h.client = http.DefaultClient // benchmarks time the server, not the check
+	}
 	log := slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	prev := slog.Default()
 	slog.SetDefault(log)
@@ -160,7 +167,11 @@ func (h *harness) do(method, path, contentType, body, token, ip string) apiRespo
 	if ip != "" {
 		req.Header.Set("X-Real-IP", ip)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	client := h.client
+	if strings.HasPrefix(path, "/test/") {
+		client = http.DefaultClient // routes only tests add are not the API's
+	}
+	resp, err := client.Do(req)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -440,7 +451,7 @@ func TestTokensRejected(t *testing.T) {
 		default:
 			req.Header.Set("Authorization", "Bearer "+tok)
 		}
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := h.client.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}

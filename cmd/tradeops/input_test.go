@@ -15,6 +15,7 @@ import (
 	"github.com/tradeops/tradeops/adapters/postgres"
 	"github.com/tradeops/tradeops/domain"
 	"github.com/tradeops/tradeops/eventstore"
+	"github.com/tradeops/tradeops/internal/apispec"
 	porthttp "github.com/tradeops/tradeops/ports/http"
 )
 
@@ -118,11 +119,12 @@ func TestBadInputIsRefusedAndWritesNothing(t *testing.T) {
 }
 
 // apiCall sends one request to the harness's server and checks the answer
-// is never a 5xx and, for a 4xx, the API's JSON error shape. Fuzz targets
-// use it: it reports through their t, not the harness's.
+// is never a 5xx and, for a 4xx, the API's JSON error shape, and that it
+// matches api/openapi.yaml. Fuzz targets use it: it reports through their
+// t, not the harness's.
 func apiCall(t *testing.T, h *harness, req *http.Request) {
 	t.Helper()
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := apispec.Client(t).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/tradeops/tradeops/app"
+	"github.com/tradeops/tradeops/internal/apispec"
 	"github.com/tradeops/tradeops/internal/testdb"
 )
 
@@ -114,7 +115,8 @@ func wantUnavailable(t *testing.T, what string, resp *http.Response, body map[st
 }
 
 // call sends a body (when given: a JSON object, or a form) or none, with a
-// bearer token when given, and decodes the JSON answer.
+// bearer token when given, checks the answer against api/openapi.yaml and
+// decodes it.
 func call(t *testing.T, method, target, token, body string) (*http.Response, map[string]any) {
 	t.Helper()
 	req, err := http.NewRequest(method, target, strings.NewReader(body))
@@ -130,7 +132,7 @@ func call(t *testing.T, method, target, token, body string) (*http.Response, map
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := apispec.Client(t).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

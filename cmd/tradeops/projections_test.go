@@ -17,6 +17,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/tradeops/tradeops/internal/apispec"
 	"github.com/tradeops/tradeops/internal/eventgen"
 	"github.com/tradeops/tradeops/internal/testdb"
 )
@@ -154,8 +155,9 @@ func TestServeProjectsTheAuditLog(t *testing.T) {
 		waitStatus(t, base+"/healthz", http.StatusOK, `"ok"`) // ready: the API is open
 		return base, done
 	}
+	client := apispec.Client(t)
 	audit := func(base string, wait time.Duration) []string {
-		resp, err := http.PostForm(base+"/auth/login", url.Values{"username": {"ops@example.com"}, "password": {"correct horse battery"}})
+		resp, err := client.PostForm(base+"/auth/login", url.Values{"username": {"ops@example.com"}, "password": {"correct horse battery"}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -168,7 +170,7 @@ func TestServeProjectsTheAuditLog(t *testing.T) {
 		req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
 		var types []string
 		for deadline := time.Now().Add(wait); time.Now().Before(deadline) && len(types) == 0; time.Sleep(20 * time.Millisecond) {
-			resp, err := http.DefaultClient.Do(req)
+			resp, err := client.Do(req)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -24,6 +24,7 @@ import (
 	"github.com/tradeops/tradeops/app"
 	"github.com/tradeops/tradeops/domain"
 	"github.com/tradeops/tradeops/eventstore"
+	"github.com/tradeops/tradeops/internal/apispec"
 	"github.com/tradeops/tradeops/internal/testdb"
 )
 
@@ -119,7 +120,7 @@ func (d *deployment) call(method, path, token, body string) apiResponse {
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := apispec.Client(d.t).Do(req)
 	if err != nil {
 		d.t.Fatal(err)
 	}

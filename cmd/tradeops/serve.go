@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tradeops/tradeops/adapters/postgres"
+	"github.com/tradeops/tradeops/api"
 	"github.com/tradeops/tradeops/eventstore"
 	porthttp "github.com/tradeops/tradeops/ports/http"
 )
@@ -69,7 +70,7 @@ func runServe(ctx context.Context, getenv env, io stdio, args []string) error {
 		Classify:          postgres.Classify,
 		TrustProxyHeaders: cfg.TrustProxy,
 		TrustedProxies:    cfg.TrustedProxies,
-	}, identity.routes, auditRoutes(store, identity.auth), vault.routes)
+	}, apiRoutes(store, identity, vault)...)
 
 	ln, err := net.Listen("tcp", cfg.ListenAddr)
 	if err != nil {
@@ -110,6 +111,12 @@ func runServe(ctx context.Context, getenv env, io stdio, args []string) error {
 		return cause // refused above, not asked to stop
 	}
 	return nil
+}
+
+// apiRoutes are the features serve puts behind the API's handler; a test
+// checks that api/openapi.yaml describes every route they register.
+func apiRoutes(store *eventstore.Store, identity *identity, vault *vault) []porthttp.Registrar {
+	return []porthttp.Registrar{identity.routes, auditRoutes(store, identity.auth), vault.routes, porthttp.APIDescriptionRoutes(api.OpenAPI)}
 }
 
 // shutdownGrace is how long in-flight requests get to finish after SIGTERM.

@@ -18,6 +18,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/tradeops/tradeops/internal/apispec"
 	"github.com/tradeops/tradeops/internal/testdb"
 )
 
@@ -146,7 +147,7 @@ func TestServeSurvivesDatabaseOutage(t *testing.T) {
 	proxy.Restore()
 	waitStatus(t, base+"/healthz", http.StatusOK, `"ok"`)
 
-	resp, err := http.Get(base + "/metrics")
+	resp, err := apispec.Client(t).Get(base + "/metrics")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,7 +184,7 @@ func TestServeSurvivesDatabaseOutage(t *testing.T) {
 
 func get(t *testing.T, url string) int {
 	t.Helper()
-	resp, err := http.Get(url)
+	resp, err := apispec.Client(t).Get(url)
 	if err != nil {
 		return 0
 	}
@@ -193,10 +194,11 @@ func get(t *testing.T, url string) int {
 
 func waitStatus(t *testing.T, url string, status int, bodyContains string) {
 	t.Helper()
+	client := apispec.Client(t) // every answer on the way, too, matches api/openapi.yaml
 	deadline := time.Now().Add(20 * time.Second)
 	var last string
 	for time.Now().Before(deadline) {
-		resp, err := http.Get(url)
+		resp, err := client.Get(url)
 		if err == nil {
 			var b bytes.Buffer
 			_, _ = b.ReadFrom(resp.Body)

@@ -49,8 +49,13 @@ type Options struct {
 // NewHandler builds the API: common middleware, /healthz, /metrics and every
 // feature's routes.
 func NewHandler(opts Options, features ...Registrar) http.Handler {
-	r := mux.NewRouter()
 	m := newHTTPMetrics(opts.Registry)
+	return requestContext(opts, recoverer(validateInput(newRouter(opts, m, features), m.instrument)))
+}
+
+// newRouter routes /healthz, /metrics and every feature's routes.
+func newRouter(opts Options, m *httpMetrics, features []Registrar) *mux.Router {
+	r := mux.NewRouter()
 	// instrument runs as router middleware, after matching, so it labels by
 	// the matched route's template without matching a second time; the
 	// unmatched handlers are wrapped by hand (mux skips middleware for them).
@@ -68,7 +73,36 @@ func NewHandler(opts Options, features ...Registrar) http.Handler {
 	for _, f := range features {
 		f(api)
 	}
-	return requestContext(opts, recoverer(validateInput(r, m.instrument)))
+	return r
+}
+
+// Route is one method and path template the API serves.
+type Route struct {
+	Method, Path string
+}
+
+// Routes lists every method and path template NewHandler serves with
+// features, so that a test can check each one is described in the API's
+// OpenAPI document. A route that takes any method is listed with Method "*".
+func Routes(features ...Registrar) ([]Route, error) {
+	var out []Route
+	// The router is only walked: no handler runs, so the options and
+	// metrics it holds may be empty.
+	err := newRouter(Options{}, &httpMetrics{}, features).Walk(func(route *mux.Route, _ *mux.Router, _ []*mux.Route) error {
+		path, err := route.GetPathTemplate()
+		if err != nil {
+			return nil // the feature subrouter's route, which has no path
+		}
+		methods, err := route.GetMethods()
+		if err != nil {
+			methods = []string{"*"}
+		}
+		for _, m := range methods {
+			out = append(out, Route{Method: m, Path: path})
+		}
+		return nil
+	})
+	return out, err
 }
 
 // requestContext gives every request an id (X-Request-ID, taken from the
