@@ -81,7 +81,10 @@ type (
 		Qty         string        `json:"qty"`
 		Price       string        `json:"price,omitempty"`
 		Mode        TestOrderMode `json:"mode"`
-		Day         string        `json:"day"`
+		// Profile is the user's risk profile the order passed under, so
+		// the daily comparison counts it without joining the prepare.
+		Profile RiskProfile `json:"profile"`
+		Day     string      `json:"day"`
 	}
 	TestOrderFailed struct {
 		ExecutionID string           `json:"execution_id"`
@@ -92,6 +95,7 @@ type (
 		Qty         string           `json:"qty"`
 		Price       string           `json:"price,omitempty"`
 		Mode        TestOrderMode    `json:"mode"`
+		Profile     RiskProfile      `json:"profile"`
 		Outcome     TestOrderOutcome `json:"outcome"`
 		// ExchangeCode is the exchange's error code as text (Binance's
 		// "-2015"), empty when it gave none (a timeout).
@@ -127,7 +131,7 @@ func NewExecutionPrepared(executionID, userID string, order OrderRequest, refere
 
 // NewTestOrderSucceeded is execution.binance.test_order.success or
 // execution.ibkr.test_order.success, after order's exchange.
-func NewTestOrderSucceeded(executionID, userID string, order OrderRequest, mode TestOrderMode, at time.Time) Event {
+func NewTestOrderSucceeded(executionID, userID string, order OrderRequest, mode TestOrderMode, profile RiskProfile, at time.Time) Event {
 	typ := EventBinanceTestOrderOK
 	if order.Exchange() == OrderExchangeIBKR {
 		typ = EventIBKRTestOrderOK
@@ -141,6 +145,7 @@ func NewTestOrderSucceeded(executionID, userID string, order OrderRequest, mode 
 		Qty:         order.Qty().String(),
 		Price:       order.LimitPrice().String(),
 		Mode:        mode,
+		Profile:     profile,
 		Day:         UTCDay(at),
 	}}
 }
@@ -148,7 +153,7 @@ func NewTestOrderSucceeded(executionID, userID string, order OrderRequest, mode 
 // NewTestOrderFailed is execution.binance.test_order.error or
 // execution.ibkr.test_order.error, after order's exchange. The exchange's
 // message is kept up to 512 bytes of valid UTF-8.
-func NewTestOrderFailed(executionID, userID string, order OrderRequest, mode TestOrderMode, outcome TestOrderOutcome, exchangeCode, exchangeMessage string, at time.Time) Event {
+func NewTestOrderFailed(executionID, userID string, order OrderRequest, mode TestOrderMode, profile RiskProfile, outcome TestOrderOutcome, exchangeCode, exchangeMessage string, at time.Time) Event {
 	typ := EventBinanceTestOrderErr
 	if order.Exchange() == OrderExchangeIBKR {
 		typ = EventIBKRTestOrderErr
@@ -162,6 +167,7 @@ func NewTestOrderFailed(executionID, userID string, order OrderRequest, mode Tes
 		Qty:             order.Qty().String(),
 		Price:           order.LimitPrice().String(),
 		Mode:            mode,
+		Profile:         profile,
 		Outcome:         outcome,
 		ExchangeCode:    truncateUTF8(exchangeCode, maxExchangeMessage),
 		ExchangeMessage: truncateUTF8(exchangeMessage, maxExchangeMessage),

@@ -52,14 +52,14 @@ func TestTestOrderEventsFollowTheExchange(t *testing.T) {
 		typ  string
 		want string
 	}{
-		{domain.NewTestOrderSucceeded("e1", "u1", binance, domain.TestOrderModeTestnet, at), domain.EventBinanceTestOrderOK,
-			`{"execution_id":"e1","user_id":"u1","symbol":"BTCUSDT","side":"BUY","order_type":"MARKET","qty":"0.01","mode":"testnet","day":"2026-03-01"}`},
-		{domain.NewTestOrderSucceeded("e2", "u1", ibkr, domain.TestOrderModeSimulated, at), domain.EventIBKRTestOrderOK,
-			`{"execution_id":"e2","user_id":"u1","symbol":"AAPL","side":"BUY","order_type":"MARKET","qty":"1","mode":"simulated","day":"2026-03-01"}`},
-		{domain.NewTestOrderFailed("e3", "u1", binance, domain.TestOrderModeLive, domain.TestOrderRejected, "-2015", "Invalid API-key, IP, or permissions for action.", at), domain.EventBinanceTestOrderErr,
-			`{"execution_id":"e3","user_id":"u1","symbol":"BTCUSDT","side":"BUY","order_type":"MARKET","qty":"0.01","mode":"live","outcome":"rejected","exchange_code":"-2015","exchange_message":"Invalid API-key, IP, or permissions for action.","day":"2026-03-01"}`},
-		{domain.NewTestOrderFailed("e4", "u1", ibkr, domain.TestOrderModePaper, domain.TestOrderUnknown, "", "", at), domain.EventIBKRTestOrderErr,
-			`{"execution_id":"e4","user_id":"u1","symbol":"AAPL","side":"BUY","order_type":"MARKET","qty":"1","mode":"paper","outcome":"unknown","day":"2026-03-01"}`},
+		{domain.NewTestOrderSucceeded("e1", "u1", binance, domain.TestOrderModeTestnet, domain.RiskProfileModel2, at), domain.EventBinanceTestOrderOK,
+			`{"execution_id":"e1","user_id":"u1","symbol":"BTCUSDT","side":"BUY","order_type":"MARKET","qty":"0.01","mode":"testnet","profile":"model2","day":"2026-03-01"}`},
+		{domain.NewTestOrderSucceeded("e2", "u1", ibkr, domain.TestOrderModeSimulated, domain.RiskProfileModel2, at), domain.EventIBKRTestOrderOK,
+			`{"execution_id":"e2","user_id":"u1","symbol":"AAPL","side":"BUY","order_type":"MARKET","qty":"1","mode":"simulated","profile":"model2","day":"2026-03-01"}`},
+		{domain.NewTestOrderFailed("e3", "u1", binance, domain.TestOrderModeLive, domain.RiskProfileModel2, domain.TestOrderRejected, "-2015", "Invalid API-key, IP, or permissions for action.", at), domain.EventBinanceTestOrderErr,
+			`{"execution_id":"e3","user_id":"u1","symbol":"BTCUSDT","side":"BUY","order_type":"MARKET","qty":"0.01","mode":"live","profile":"model2","outcome":"rejected","exchange_code":"-2015","exchange_message":"Invalid API-key, IP, or permissions for action.","day":"2026-03-01"}`},
+		{domain.NewTestOrderFailed("e4", "u1", ibkr, domain.TestOrderModePaper, domain.RiskProfileModel2, domain.TestOrderUnknown, "", "", at), domain.EventIBKRTestOrderErr,
+			`{"execution_id":"e4","user_id":"u1","symbol":"AAPL","side":"BUY","order_type":"MARKET","qty":"1","mode":"paper","profile":"model2","outcome":"unknown","day":"2026-03-01"}`},
 	} {
 		got, err := json.Marshal(tc.ev.Data)
 		if err != nil {
@@ -76,12 +76,12 @@ func TestTestOrderEventsFollowTheExchange(t *testing.T) {
 func TestTestOrderFailedBoundsTheExchangeMessage(t *testing.T) {
 	order := mustOrder(t, "IBKR", "AAPL", "1", "", "")
 	msg := strings.Repeat("a", 511) + "é" + strings.Repeat("b", 1000) + "\xff"
-	ev := domain.NewTestOrderFailed("e", "u", order, domain.TestOrderModePaper, domain.TestOrderUnknown, "502", msg, time.Now())
+	ev := domain.NewTestOrderFailed("e", "u", order, domain.TestOrderModePaper, domain.RiskProfileModel2, domain.TestOrderUnknown, "502", msg, time.Now())
 	got := ev.Data.(domain.TestOrderFailed).ExchangeMessage
 	if got != strings.Repeat("a", 511) || !utf8.ValidString(got) {
 		t.Fatalf("kept %d bytes: %q…", len(got), got[len(got)-4:])
 	}
-	short := domain.NewTestOrderFailed("e", "u", order, domain.TestOrderModePaper, domain.TestOrderUnknown, "502", "bad\xffgateway", time.Now())
+	short := domain.NewTestOrderFailed("e", "u", order, domain.TestOrderModePaper, domain.RiskProfileModel2, domain.TestOrderUnknown, "502", "bad\xffgateway", time.Now())
 	if got := short.Data.(domain.TestOrderFailed).ExchangeMessage; got != "bad\uFFFDgateway" {
 		t.Fatalf("%q", got)
 	}
