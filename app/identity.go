@@ -69,27 +69,6 @@ type PasswordHasher interface {
 	Verify(ctx context.Context, password, hash domain.Secret) (bool, error)
 }
 
-// Sealed is a secret encrypted at rest, under one or more keys: key id
-// (hex) -> ciphertext. Several entries exist while a key rotation is under
-// way; a server uses the one matching its own key.
-type Sealed map[string][]byte
-
-// SecretBinding is what a ciphertext is bound to (its associated data): a
-// ciphertext copied to another owner, purpose or field does not decrypt.
-type SecretBinding struct {
-	Owner   string // user id
-	Purpose string // "totp", or an exchange name
-	Field   string // "seed", "api_secret", ...
-}
-
-// Keyring encrypts secrets at rest.
-type Keyring interface {
-	Seal(plaintext []byte, b SecretBinding) (Sealed, error)
-	// Open decrypts the ciphertext under the keyring's key; a value with
-	// none, or one that fails authentication, is an error naming the key ids.
-	Open(s Sealed, b SecretBinding) ([]byte, error)
-}
-
 // TOTP generates seeds and checks codes (RFC 6238).
 type TOTP interface {
 	// NewSeed returns a fresh seed (base32) and its otpauth:// URL.
@@ -188,7 +167,7 @@ func finishAttempt(ctx context.Context, attempts LoginAttempts, policy domain.Th
 
 // totpBinding is what a TOTP seed ciphertext is bound to.
 func totpBinding(userID string) SecretBinding {
-	return SecretBinding{Owner: userID, Purpose: "totp", Field: "seed"}
+	return SecretBinding{Owner: userID, Purpose: TOTPPurpose, Field: TOTPField}
 }
 
 // checkOTP decrypts seed and verifies code against it; ok is false for a

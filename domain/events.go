@@ -32,3 +32,13 @@ const (
 
 // EventAuditReseal records that the audit hash chain was re-sealed (issue #4).
 const EventAuditReseal = "audit.reseal"
+
+// Key rotation events on the keyring stream (issue #8): a server starting
+// under the key an applied rotation moved to (activated) or back under the
+// key it moved away from (rollback, which freezes rotation), and the
+// administrator's explanation that lifts the freeze.
+const (
+	EventKeyRotationActivated = "security.key_rotation.activated"
+	EventKeyRotationRollback  = "security.key_rotation.rollback"
+	EventKeyRotationUnfrozen  = "security.key_rotation.unfrozen"
+)

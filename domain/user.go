@@ -232,10 +232,13 @@ func (u *User) applyStored(e StoredEvent) error {
 	return nil
 }
 
-func decode[T any](e StoredEvent) (T, error) {
+func decode[T any](e StoredEvent) (T, error) { return decodeAt[T](e, userEventsVersion) }
+
+// decodeAt reads e's payload, which must be at schema version want.
+func decodeAt[T any](e StoredEvent, want int) (T, error) {
 	var v T
-	if e.SchemaVersion != userEventsVersion {
-		return v, fmt.Errorf("schema version %d not understood (want %d)", e.SchemaVersion, userEventsVersion)
+	if e.SchemaVersion != want {
+		return v, fmt.Errorf("schema version %d not understood (want %d)", e.SchemaVersion, want)
 	}
 	if err := json.Unmarshal(e.Data, &v); err != nil {
 		return v, fmt.Errorf("payload: %w", err)

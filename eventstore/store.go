@@ -125,7 +125,8 @@ func (s *Store) append(ctx context.Context, q Querier, stream string, expected E
 	if s.observer != nil {
 		defer func() { s.observer.ObserveAppend(time.Since(start), len(events), err) }()
 	}
-	recordedAt := s.now().UTC().Truncate(time.Microsecond).Format(time.RFC3339Nano)
+	res.RecordedAt = s.now().UTC().Truncate(time.Microsecond)
+	recordedAt := res.RecordedAt.Format(time.RFC3339Nano)
 	msgs := make(message.Messages, len(events))
 	res.IDs = make([]string, len(events))
 	for i, e := range events {

@@ -123,4 +123,6 @@ type AppendResult struct {
 	Version int64
 	// IDs are the appended events' ids, in order.
 	IDs []string
+	// RecordedAt is the events' recorded_at (UTC, microseconds).
+	RecordedAt time.Time
 }

@@ -39,7 +39,9 @@ type Projection interface {
 // All returns every projection the live runner keeps up to date. It is the
 // one list serve, worker, `projections status|rebuild` and the benchmarks
 // use, so none of them can miss a projection.
-func All() []Projection { return []Projection{AuditLog{}, AuditSeal{}} }
+func All() []Projection {
+	return []Projection{AuditLog{}, AuditSeal{}, ExchangeSecretsStatus{}}
+}
 
 // Tables names the physical tables a projection writes: the live ones, or
 // the shadows a rebuild fills.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -16,12 +17,30 @@ import (
 // appendEvents appends domain events to stream inside tx, with the metadata
 // of ctx's caller.
 func appendEvents(ctx context.Context, store *eventstore.Store, tx pgx.Tx, stream string, expected eventstore.ExpectedVersion, events ...domain.Event) error {
+	_, err := appendRecorded(ctx, store, tx, stream, expected, events...)
+	return err
+}
+
+// appendRecorded is appendEvents, also returning when the events were recorded.
+func appendRecorded(ctx context.Context, store *eventstore.Store, tx pgx.Tx, stream string, expected eventstore.ExpectedVersion, events ...domain.Event) (time.Time, error) {
 	out, err := storeEvents(events)
 	if err != nil {
-		return err
+		return time.Time{}, err
 	}
-	_, err = store.AppendTx(ctx, tx, stream, expected, callerMetadata(ctx), out...)
-	return appendError(stream, err)
+	res, err := store.AppendTx(ctx, tx, stream, expected, callerMetadata(ctx), out...)
+	if err != nil {
+		return time.Time{}, appendError(stream, err)
+	}
+	return res.RecordedAt, nil
+}
+
+// historyOf turns a stream read back into what an aggregate is loaded from.
+func historyOf(stored []eventstore.Event) []domain.StoredEvent {
+	history := make([]domain.StoredEvent, len(stored))
+	for i, e := range stored {
+		history[i] = domain.StoredEvent{Type: e.Type, SchemaVersion: e.SchemaVersion, Data: e.Data}
+	}
+	return history
 }
 
 func storeEvents(events []domain.Event) ([]eventstore.NewEvent, error) {

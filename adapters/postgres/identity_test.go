@@ -96,6 +96,7 @@ func TestSettleStaleSettlesEachAttemptOnce(t *testing.T) {
 	if counts[0]+counts[1]+counts[2] != stale {
 		t.Fatalf("settled %v, want %d in all", counts, stale)
 	}
+	testdb.WaitEventsVisible(t, pool)
 	evs, err := store.Read(ctx, eventstore.Position{}, 2*stale, eventstore.Filter{})
 	if err != nil {
 		t.Fatal(err)

@@ -83,11 +83,7 @@ func (r *Users) Update(ctx context.Context, id string, fn func(*domain.User, *ap
 		if err != nil {
 			return err
 		}
-		history := make([]domain.StoredEvent, len(stored))
-		for i, e := range stored {
-			history[i] = domain.StoredEvent{Type: e.Type, SchemaVersion: e.SchemaVersion, Data: e.Data}
-		}
-		u, err := domain.LoadUser(history)
+		u, err := domain.LoadUser(historyOf(stored))
 		if err != nil {
 			return err
 		}

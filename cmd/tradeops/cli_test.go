@@ -19,6 +19,7 @@ func TestEveryCommandHasHelp(t *testing.T) {
 		{"users", "reset-password", "-h"}, {"users", "disable-2fa", "-h"},
 		{"projections", "-h"}, {"projections", "status", "-h"}, {"projections", "rebuild", "-h"}, {"projections", "rebuild", "audit_log", "-h"},
 		{"audit", "-h"}, {"audit", "verify", "-h"}, {"audit", "head", "-h"},
+		{"keys", "-h"}, {"keys", "id", "-h"}, {"keys", "status", "-h"}, {"keys", "reencrypt", "-h"}, {"keys", "prune", "-h"}, {"keys", "unfreeze", "-h"},
 	} {
 		out, err := runCLI(t, "", "", args...)
 		if err != nil || !strings.Contains(strings.ToLower(out), "usage") {

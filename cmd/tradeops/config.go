@@ -5,10 +5,11 @@ import (
 	"encoding/base64"
 	"fmt"
 	"log/slog"
-	"math"
 	"net/netip"
 	"os"
 	"strings"
+
+	"github.com/tradeops/tradeops/domain"
 )
 
 // config is the service configuration (DESIGN §7). Secret values are only
@@ -99,7 +100,7 @@ func loadConfig(getenv env, dev bool) (config, error) {
 	case len(secret) < 32:
 		return c, usageError("SECRET_KEY is too weak: it must be at least 32 bytes")
 	}
-	if why := weakKey([]byte(secret)); why != "" {
+	if why := domain.WeakKey([]byte(secret)); why != "" {
 		return c, usageError("SECRET_KEY is too weak: %s; use a random value (e.g. openssl rand -base64 32)", why)
 	}
 	c.SecretKey = []byte(secret)
@@ -110,75 +111,10 @@ func loadConfig(getenv env, dev bool) (config, error) {
 	if enc == "" && dev {
 		c.EncryptionKey = randomBytes(32)
 		c.GeneratedSecrets = append(c.GeneratedSecrets, "ENCRYPTION_KEY")
-	} else if c.EncryptionKey, err = decodeKey(enc); err != nil {
-		return c, usageError("ENCRYPTION_KEY %v", err)
-	} else if why := weakKey(c.EncryptionKey); why != "" {
-		return c, usageError("ENCRYPTION_KEY is too weak: %s; it must be 32 random bytes (e.g. openssl rand -base64 32)", why)
+	} else if c.EncryptionKey, err = domain.ParseEncryptionKey("ENCRYPTION_KEY", domain.NewSecret(enc)); err != nil {
+		return c, usageError("%v", err)
 	}
 	return c, nil
-}
-
-// Key strength rule (README, "Configuration"): a key is refused when it has
-// fewer than minDistinctBytes different byte values, is a shorter string
-// repeated, or its entropy estimate (Shannon entropy of its byte
-// frequencies, in bits per byte, times its length) is under minEntropyBits.
-// It catches placeholders and typed patterns ("aaaa…", "abab…", "changeme"
-// repeated, an all-zero key), not every guessable key. The thresholds are
-// set by the weakest legitimate key, 16 random bytes in hex (32 characters):
-// sampled, it shows fewer than 10 distinct characters once in ~10^4 draws
-// and under 96 estimated bits as often, but fewer than 8 distinct only
-// about 4 times in 10^8 and never under 80 bits in 2·10^6 draws. Base64 of
-// 32 random bytes (openssl rand -base64 32, --dev, devsecrets.sh) and raw
-// random keys are far above both.
-const (
-	minDistinctBytes = 8
-	minEntropyBits   = 72
-)
-
-// weakKey returns why key is weak, or "" when it passes the rule. The
-// reason never quotes the key.
-func weakKey(key []byte) string {
-	var freq [256]int
-	distinct := 0
-	for _, b := range key {
-		if freq[b] == 0 {
-			distinct++
-		}
-		freq[b]++
-	}
-	if distinct < minDistinctBytes {
-		return fmt.Sprintf("it has %d distinct byte values (at least %d required)", distinct, minDistinctBytes)
-	}
-	if p := period(key); p < len(key) {
-		return fmt.Sprintf("it repeats a %d-byte pattern", p)
-	}
-	var perByte float64
-	for _, n := range freq {
-		if n > 0 {
-			p := float64(n) / float64(len(key))
-			perByte -= p * math.Log2(p)
-		}
-	}
-	if bits := perByte * float64(len(key)); bits < minEntropyBits {
-		return fmt.Sprintf("its estimated entropy is %.0f bits (at least %d required)", bits, minEntropyBits)
-	}
-	return ""
-}
-
-// period returns the length of the shortest p such that key is a prefix
-// of its first p bytes repeated, counting only p up to half its length
-// (so at least two full repetitions); otherwise len(key).
-func period(key []byte) int {
-	for p := 1; p <= len(key)/2; p++ {
-		i := p
-		for i < len(key) && key[i] == key[i-p] {
-			i++
-		}
-		if i == len(key) {
-			return p
-		}
-	}
-	return len(key)
 }
 
 // parseTrustedProxies reads TRUSTED_PROXIES: comma-separated CIDRs or
@@ -206,22 +142,6 @@ func parseTrustedProxies(s string) ([]netip.Prefix, error) {
 		out = append(out, netip.PrefixFrom(a, a.BitLen()))
 	}
 	return out, nil
-}
-
-// decodeKey reads a 32-byte key in standard or URL-safe base64, padded or not.
-func decodeKey(s string) ([]byte, error) {
-	if s == "" {
-		return nil, fmt.Errorf("is not set: it must be 32 random bytes in base64 (e.g. openssl rand -base64 32)")
-	}
-	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.URLEncoding, base64.RawStdEncoding, base64.RawURLEncoding} {
-		if b, err := enc.DecodeString(s); err == nil {
-			if len(b) != 32 {
-				return nil, fmt.Errorf("must decode to exactly 32 bytes, got %d", len(b))
-			}
-			return b, nil
-		}
-	}
-	return nil, fmt.Errorf("is not valid base64")
 }
 
 func randomBytes(n int) []byte {

@@ -12,7 +12,6 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/tradeops/tradeops/adapters/argon2id"
-	"github.com/tradeops/tradeops/adapters/keyring"
 	"github.com/tradeops/tradeops/adapters/postgres"
 	"github.com/tradeops/tradeops/adapters/token"
 	"github.com/tradeops/tradeops/adapters/totp"
@@ -53,18 +52,16 @@ type identityDeps struct {
 var defaultIdentityDeps = identityDeps{now: time.Now, policy: domain.DefaultThrottlePolicy, tokenTTL: token.DefaultTTL,
 	hasher: argon2id.New(argon2id.OWASP, 0), settleEvery: domain.DefaultThrottlePolicy.InFlight}
 
-func newIdentity(ctx context.Context, cfg config, getenv env, store *eventstore.Store, out io.Writer, log *slog.Logger) (*identity, error) {
-	return wireIdentity(ctx, cfg, getenv, store, out, log, defaultIdentityDeps)
+func newIdentity(ctx context.Context, cfg config, getenv env, store *eventstore.Store, keys app.Keyring, out io.Writer, log *slog.Logger) (*identity, error) {
+	return wireIdentity(ctx, cfg, getenv, store, keys, out, log, defaultIdentityDeps)
 }
 
-func wireIdentity(ctx context.Context, cfg config, getenv env, store *eventstore.Store, out io.Writer, log *slog.Logger, d identityDeps) (*identity, error) {
+// wireIdentity wires the feature; keys is the process's one keyring (TOTP
+// seeds), shared with the exchange secrets vault.
+func wireIdentity(ctx context.Context, cfg config, getenv env, store *eventstore.Store, keys app.Keyring, out io.Writer, log *slog.Logger, d identityDeps) (*identity, error) {
 	binding, err := riskProfileBinding(getenv, cfg.Dev)
 	if err != nil {
 		return nil, err
-	}
-	keys, err := keyring.New(cfg.EncryptionKey)
-	if err != nil {
-		return nil, usageError("ENCRYPTION_KEY: %v", err)
 	}
 	tokens, err := token.New(cfg.SecretKey, d.tokenTTL)
 	if err != nil {
@@ -98,7 +95,6 @@ func wireIdentity(ctx context.Context, cfg config, getenv env, store *eventstore
 		}
 		return err
 	}
-	log.Info("identity ready", "encryption_key_id", keys.KeyID())
 
 	startOnce := func(ctx context.Context) error {
 		if err := settleInterrupted(ctx); err != nil {
@@ -123,7 +119,7 @@ func wireIdentity(ctx context.Context, cfg config, getenv env, store *eventstore
 		}
 		return nil
 	}
-	checkKeys := app.NewCheckSealedKeysHandler(postgres.NewSealedInventory(store.Pool()), keys.KeyID())
+	checkKeys := app.NewCheckSealedKeysHandler(postgres.NewSealedValues(store), keys.KeyID())
 	// Like the migrations, the start-up work is retried while the database
 	// misbehaves; the API stays closed (503) until it is done. A key that
 	// opens none of the stored secrets is not retried: start fails. Then
@@ -164,7 +160,8 @@ func wireIdentity(ctx context.Context, cfg config, getenv env, store *eventstore
 }
 
 // judgeSealedKeys refuses to start when values are stored and ENCRYPTION_KEY
-// opens none of them (the wrong key: every 2FA login would fail), and warns
+// opens none of them (the wrong key: every 2FA login and exchange call would
+// fail), and warns
 // loudly when it opens only some. A key --dev generated cannot open what a
 // previous run stored; that is expected there and only warned about.
 func judgeSealedKeys(r app.SealedKeyReport, cfg config, log *slog.Logger) error {
@@ -175,12 +172,13 @@ func judgeSealedKeys(r app.SealedKeyReport, cfg config, log *slog.Logger) error 
 			"this server's key id is %s; start with the key they were encrypted with (key ids are the first 8 bytes of SHA-256 of a key, in hex)",
 			values, r.KeyIDs(), r.KeyID)
 	case r.NoneOpenable():
-		log.Warn("DEV MODE: the generated ENCRYPTION_KEY opens none of the stored encrypted values (2FA seeds); their users cannot log in with 2FA. "+
+		log.Warn("DEV MODE: the generated ENCRYPTION_KEY opens none of the stored encrypted values (2FA seeds, exchange secrets); their users cannot log in with 2FA nor reach an exchange. "+
 			"`make run` keeps one development key across restarts (scripts/devsecrets.sh)",
 			"key_id", r.KeyID, "values", values, "stored_key_ids", r.KeyIDs())
 	case r.Partial():
 		log.Warn("ENCRYPTION_KEY DOES NOT OPEN EVERY STORED ENCRYPTED VALUE: those without a ciphertext under this server's key id fail "+
-			"(2FA logins, exchange calls) until they are re-encrypted under it; an interrupted key rotation or a mixed-up key is the usual cause",
+			"(2FA logins, exchange calls) until they are re-encrypted under it (rerun the reencrypt apply; `tradeops keys status` counts them); "+
+			"an interrupted key rotation or a mixed-up key is the usual cause",
 			"key_id", r.KeyID, "values", values, "unopenable", unopenable, "stored_key_ids", r.KeyIDs())
 	}
 	return nil

@@ -92,12 +92,16 @@ func newHarness(t testing.TB, policy domain.ThrottlePolicy, getenv env, dev bool
 	t.Cleanup(func() { slog.SetDefault(prev) })
 	cfg := config{SecretKey: testSecretKey, EncryptionKey: []byte("0123456789abcdef0123456789abcdef"), Dev: dev}
 	store := eventstore.New(pool)
+	keys, err := newKeyring(cfg.EncryptionKey)
+	if err != nil {
+		t.Fatal(err)
+	}
 	deps := identityDeps{now: h.clock.Now, policy: policy, tokenTTL: 15 * time.Minute,
 		hasher: argon2id.New(argon2id.OWASP, 0), settleEvery: time.Hour}
 	for _, o := range opts {
 		o(&deps)
 	}
-	id, err := wireIdentity(context.Background(), cfg, getenv, store, h.out, log, deps)
+	id, err := wireIdentity(context.Background(), cfg, getenv, store, keys, h.out, log, deps)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,27 +13,41 @@ import (
 	"github.com/tradeops/tradeops/adapters/postgres"
 	"github.com/tradeops/tradeops/adapters/totp"
 	"github.com/tradeops/tradeops/app"
+	"github.com/tradeops/tradeops/domain"
 	"github.com/tradeops/tradeops/eventstore"
 	"github.com/tradeops/tradeops/internal/testdb"
 )
 
-// TestServeChecksTheKeyAgainstStoredSecrets: a TOTP seed stored under key A
-// stops serve started with key B, naming both key ids and neither key; once
-// a seed under B exists too, serve starts and warns about the other one.
+// TestServeChecksTheKeyAgainstStoredSecrets: exchange secrets stored under
+// key A (two fields: two values) stop serve started with key B, naming both
+// key ids and neither key; once a TOTP seed under B exists too, serve starts
+// and warns about the others.
 func TestServeChecksTheKeyAgainstStoredSecrets(t *testing.T) {
 	pool, dbURL := testdb.New(t)
 	rawA, rawB := randomBytes(32), randomBytes(32)
 	keyA, keyB := base64.StdEncoding.EncodeToString(rawA), base64.StdEncoding.EncodeToString(rawB)
 	ringA, _ := keyring.New(rawA)
 	ringB, _ := keyring.New(rawB)
-	setup2FA := func(email string, ring *keyring.Keyring) {
+	userCtx := func(email string) context.Context {
 		t.Helper()
 		out, err := runCLI(t, dbURL, "correct horse battery\n", "users", "create", "--email", email, "--role", "operator", "--password-stdin")
 		if err != nil {
 			t.Fatal(err)
 		}
-		ctx := app.WithCaller(context.Background(), app.Caller{UserID: strings.TrimSpace(out), Email: email})
-		if _, err := app.NewSetupTwoFactorHandler(postgres.NewUsers(eventstore.New(pool), 0), ring, totp.New()).Handle(ctx); err != nil {
+		return app.WithCaller(context.Background(), app.Caller{UserID: strings.TrimSpace(out), Email: email})
+	}
+	setup2FA := func(email string, ring *keyring.Keyring) {
+		t.Helper()
+		if _, err := app.NewSetupTwoFactorHandler(postgres.NewUsers(eventstore.New(pool), 0), ring, totp.New()).Handle(userCtx(email)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	configureBinance := func(email string, ring *keyring.Keyring) {
+		t.Helper()
+		if _, err := app.NewConfigureExchangeSecretHandler(postgres.NewExchangeSecrets(eventstore.New(pool)), ring).Handle(userCtx(email),
+			app.ConfigureExchangeSecret{Exchange: "BINANCE", Fields: map[string]domain.Secret{
+				"api_key": domain.NewSecret("BINANCEKEY000001abcd"), "api_secret": domain.NewSecret("binance-secret"),
+			}}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -55,13 +69,13 @@ func TestServeChecksTheKeyAgainstStoredSecrets(t *testing.T) {
 		}
 	}
 
-	setup2FA("a@example.com", ringA)
+	configureBinance("a@example.com", ringA)
 	logs := &syncBuffer{}
 	select {
 	case err := <-serve(context.Background(), keyB, freeAddr(t), logs):
 		all := err.Error() + logs.String()
 		if exitCode(err) != 2 || !strings.Contains(err.Error(), "ENCRYPTION_KEY") ||
-			!strings.Contains(err.Error(), ringA.KeyID()) || !strings.Contains(err.Error(), ringB.KeyID()) ||
+			!strings.Contains(err.Error(), ringA.KeyID()+" (2 values)") || !strings.Contains(err.Error(), ringB.KeyID()) ||
 			!strings.Contains(logs.String(), "start-up refused") {
 			t.Fatalf("want exit 2 naming key ids %s (stored) and %s (running), got %v\n%s", ringA.KeyID(), ringB.KeyID(), err, logs)
 		}
@@ -87,8 +101,8 @@ func TestServeChecksTheKeyAgainstStoredSecrets(t *testing.T) {
 			warning = line
 		}
 	}
-	for _, want := range []string{`"level":"WARN"`, `"key_id":"` + ringB.KeyID(), `"values":2`, `"unopenable":1`,
-		ringA.KeyID() + " (1 totp_seed)", ringB.KeyID() + " (1 totp_seed)"} {
+	for _, want := range []string{`"level":"WARN"`, `"key_id":"` + ringB.KeyID(), `"values":3`, `"unopenable":2`,
+		ringA.KeyID() + " (2 values)", ringB.KeyID() + " (1 value)"} {
 		if !strings.Contains(warning, want) {
 			t.Fatalf("partial match warning lacks %s: %q", want, warning)
 		}

@@ -54,6 +54,7 @@ var commands = map[string]command{
 	"worker":      {"run the projections without the API (scale them apart from serve)", runWorker},
 	"projections": {"read models: projections status | rebuild NAME|--all", runProjections},
 	"audit":       {"tamper evidence: audit verify [--against HEAD_FILE] | audit head", runAudit},
+	"keys":        {"encryption keys: keys id | status | reencrypt | prune | unfreeze", runKeys},
 }
 
 func run(ctx context.Context, args []string, getenv env, stdin io.Reader, stdout, stderr io.Writer) error {

@@ -18,9 +18,10 @@ import (
 )
 
 // TestDatabaseOutageIs503: while the database is unreachable (the test's
-// own proxy cut), login, the auth middleware's user look-up and the audit
-// read model all answer 503 unavailable with Retry-After, never 500; once
-// it is back, everything works again without a restart.
+// own proxy cut), login, the auth middleware's user look-up, the audit read
+// model and the exchange secrets all answer 503 unavailable with
+// Retry-After, never 500; once it is back, everything works again without
+// a restart.
 func TestDatabaseOutageIs503(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -61,20 +62,22 @@ func TestDatabaseOutageIs503(t *testing.T) {
 
 	proxy.Cut()
 	// The token was never used: the middleware has to look its user up.
-	for _, c := range []struct{ method, path, token string }{
-		{http.MethodPost, "/auth/login", ""},
-		{http.MethodGet, "/users/me", tok},
-		{http.MethodGet, "/ops/audit/me", tok},
-		{http.MethodGet, "/ops/audit?limit=5", tok},
+	for _, c := range []struct{ method, path, token, body string }{
+		{http.MethodPost, "/auth/login", "", ""},
+		{http.MethodGet, "/users/me", tok, ""},
+		{http.MethodGet, "/ops/audit/me", tok, ""},
+		{http.MethodGet, "/ops/audit?limit=5", tok, ""},
+		{http.MethodGet, "/users/exchange-secrets", tok, ""},
+		{http.MethodPut, "/users/exchange-secrets/BINANCE", tok, `{"api_key":"APIKEY0000abcd","api_secret":"s"}`},
 	} {
 		var resp *http.Response
 		var body map[string]any
 		if c.path == "/auth/login" {
 			resp, body = login()
 		} else {
-			resp, body = call(t, c.method, base+c.path, c.token, "")
+			resp, body = call(t, c.method, base+c.path, c.token, c.body)
 		}
-		wantUnavailable(t, c.path, resp, body)
+		wantUnavailable(t, c.method+" "+c.path, resp, body)
 	}
 	waitStatus(t, base+"/healthz", http.StatusServiceUnavailable, `"degraded"`)
 
@@ -83,6 +86,14 @@ func TestDatabaseOutageIs503(t *testing.T) {
 	if resp, body := call(t, http.MethodGet, base+"/users/me", tok, ""); resp.StatusCode != http.StatusOK {
 		t.Fatalf("/users/me after the outage: %d %v", resp.StatusCode, body)
 	}
+	// A read model that lags is the same 503: with no projection running
+	// (--projections=off), the secrets status never reaches the PUT, and
+	// the GET answers unavailable after its bounded wait, never stale.
+	if resp, body := call(t, http.MethodPut, base+"/users/exchange-secrets/BINANCE", tok, `{"api_key":"APIKEY0000abcd","api_secret":"s"}`); resp.StatusCode != http.StatusOK {
+		t.Fatalf("PUT after the outage: %d %v", resp.StatusCode, body)
+	}
+	resp, body = call(t, http.MethodGet, base+"/users/exchange-secrets", tok, "")
+	wantUnavailable(t, "GET /users/exchange-secrets behind the projection", resp, body)
 	if resp, body := login(); resp.StatusCode != http.StatusOK {
 		t.Fatalf("login after the outage: %d %v", resp.StatusCode, body)
 	}
@@ -102,15 +113,18 @@ func wantUnavailable(t *testing.T, what string, resp *http.Response, body map[st
 	}
 }
 
-// call sends a form body (when given) or none, with a bearer token when
-// given, and decodes the JSON answer.
-func call(t *testing.T, method, target, token, formBody string) (*http.Response, map[string]any) {
+// call sends a body (when given: a JSON object, or a form) or none, with a
+// bearer token when given, and decodes the JSON answer.
+func call(t *testing.T, method, target, token, body string) (*http.Response, map[string]any) {
 	t.Helper()
-	req, err := http.NewRequest(method, target, strings.NewReader(formBody))
+	req, err := http.NewRequest(method, target, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if formBody != "" {
+	switch {
+	case strings.HasPrefix(body, "{"):
+		req.Header.Set("Content-Type", "application/json")
+	case body != "":
 		req.Header.Set("Content-Type", form)
 	}
 	if token != "" {
@@ -121,9 +135,9 @@ func call(t *testing.T, method, target, token, formBody string) (*http.Response,
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var body map[string]any
-	_ = json.NewDecoder(resp.Body).Decode(&body)
-	return resp, body
+	var decoded map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&decoded)
+	return resp, decoded
 }
 
 // demoPassword finds a demo user's password in serve --dev's banner.

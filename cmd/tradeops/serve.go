@@ -48,10 +48,16 @@ func runServe(ctx context.Context, getenv env, io stdio, args []string) error {
 
 	reg := newRegistry(pool)
 	store := eventstore.New(pool, eventstore.WithObserver(eventstore.NewPrometheusObserver(reg)))
-	identity, err := newIdentity(ctx, cfg, getenv, store, io.err, log)
+	keys, err := newKeyring(cfg.EncryptionKey)
 	if err != nil {
 		return err
 	}
+	log.Info("encryption key loaded", "encryption_key_id", keys.KeyID())
+	identity, err := newIdentity(ctx, cfg, getenv, store, keys, io.err, log)
+	if err != nil {
+		return err
+	}
+	vault := newVault(pool, store, keys, identity.auth, log)
 
 	var ready atomic.Bool
 	handler := porthttp.NewHandler(porthttp.Options{
@@ -63,7 +69,7 @@ func runServe(ctx context.Context, getenv env, io stdio, args []string) error {
 		Classify:          postgres.Classify,
 		TrustProxyHeaders: cfg.TrustProxy,
 		TrustedProxies:    cfg.TrustedProxies,
-	}, identity.routes, auditRoutes(store, identity.auth))
+	}, identity.routes, auditRoutes(store, identity.auth), vault.routes)
 
 	ln, err := net.Listen("tcp", cfg.ListenAddr)
 	if err != nil {
@@ -86,6 +92,9 @@ func runServe(ctx context.Context, getenv env, io stdio, args []string) error {
 				refuse(err)
 			}
 			return
+		}
+		if err := vault.start(ctx); err != nil {
+			return // shutting down
 		}
 		ready.Store(true)
 		log.Info("database ready; serving the API")
