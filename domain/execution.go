@@ -49,7 +49,7 @@ type (
 	ExecutionPrepared struct {
 		ExecutionID    string          `json:"execution_id"`
 		UserID         string          `json:"user_id"`
-		Exchange       string          `json:"exchange"`
+		Exchange       Exchange        `json:"exchange"`
 		Symbol         string          `json:"symbol"`
 		Side           Side            `json:"side"`
 		OrderType      OrderType       `json:"order_type"`
@@ -133,7 +133,7 @@ func NewExecutionPrepared(executionID, userID string, order OrderRequest, refere
 // execution.ibkr.test_order.success, after order's exchange.
 func NewTestOrderSucceeded(executionID, userID string, order OrderRequest, mode TestOrderMode, profile RiskProfile, at time.Time) Event {
 	typ := EventBinanceTestOrderOK
-	if order.Exchange() == OrderExchangeIBKR {
+	if order.Exchange() == ExchangeIBKR {
 		typ = EventIBKRTestOrderOK
 	}
 	return Event{Type: typ, SchemaVersion: executionEventsVersion, Data: TestOrderSucceeded{
@@ -155,7 +155,7 @@ func NewTestOrderSucceeded(executionID, userID string, order OrderRequest, mode 
 // message is kept up to 512 bytes of valid UTF-8.
 func NewTestOrderFailed(executionID, userID string, order OrderRequest, mode TestOrderMode, profile RiskProfile, outcome TestOrderOutcome, exchangeCode, exchangeMessage string, at time.Time) Event {
 	typ := EventBinanceTestOrderErr
-	if order.Exchange() == OrderExchangeIBKR {
+	if order.Exchange() == ExchangeIBKR {
 		typ = EventIBKRTestOrderErr
 	}
 	return Event{Type: typ, SchemaVersion: executionEventsVersion, Data: TestOrderFailed{

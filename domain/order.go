@@ -2,13 +2,6 @@ package domain
 
 import "strings"
 
-// Exchanges an order can be prepared for. Plain strings for now: the
-// secrets code names the same two exchanges on its own type, to be unified.
-const (
-	OrderExchangeBinance = "BINANCE"
-	OrderExchangeIBKR    = "IBKR"
-)
-
 // Side is BUY or SELL.
 type Side string
 
@@ -28,16 +21,6 @@ const (
 // maxSymbolLength matches Binance's longest symbols with room to spare;
 // IBKR tickers are shorter.
 const maxSymbolLength = 20
-
-// ParseOrderExchange validates an exchange name, case-insensitively, and
-// returns its canonical upper-case form.
-func ParseOrderExchange(raw string) (string, error) {
-	switch up, _ := asciiUpper(raw); up {
-	case OrderExchangeBinance, OrderExchangeIBKR:
-		return up, nil
-	}
-	return "", Errorf(KindInvalid, "invalid_exchange", "exchange must be %q or %q", OrderExchangeBinance, OrderExchangeIBKR)
-}
 
 // ParseSide validates a side, case-insensitively.
 func ParseSide(raw string) (Side, error) {
@@ -90,7 +73,7 @@ func asciiUpper(s string) (string, bool) {
 // OrderRequest is a validated order as a caller asked for it: what prepare
 // decides on and what a test order sends.
 type OrderRequest struct {
-	exchange  string
+	exchange  Exchange
 	symbol    string
 	side      Side
 	orderType OrderType
@@ -108,7 +91,7 @@ func NewOrderRequest(exchange, symbol, side, qty, price, orderType string) (Orde
 		o   OrderRequest
 		err error
 	)
-	if o.exchange, err = ParseOrderExchange(exchange); err != nil {
+	if o.exchange, err = ParseExchange(exchange); err != nil {
 		return OrderRequest{}, err
 	}
 	if o.symbol, err = ParseSymbol(symbol); err != nil {
@@ -136,7 +119,7 @@ func NewOrderRequest(exchange, symbol, side, qty, price, orderType string) (Orde
 	return o, nil
 }
 
-func (o OrderRequest) Exchange() string     { return o.exchange }
+func (o OrderRequest) Exchange() Exchange   { return o.exchange }
 func (o OrderRequest) Symbol() string       { return o.symbol }
 func (o OrderRequest) Side() Side           { return o.side }
 func (o OrderRequest) OrderType() OrderType { return o.orderType }

@@ -22,7 +22,7 @@ func TestNewOrderRequestCanonicalises(t *testing.T) {
 			t.Errorf("%+v: %v", tc, err)
 			continue
 		}
-		got := [6]string{o.Exchange(), o.Symbol(), string(o.Side()), string(o.OrderType()), o.Qty().String(), o.LimitPrice().String()}
+		got := [6]string{string(o.Exchange()), o.Symbol(), string(o.Side()), string(o.OrderType()), o.Qty().String(), o.LimitPrice().String()}
 		if got != tc.want {
 			t.Errorf("%+v: got %v", tc, got)
 		}
@@ -34,9 +34,9 @@ func TestNewOrderRequestRejectsEachBadField(t *testing.T) {
 		exchange, symbol, side, qty, price, typ string
 		code                                    string
 	}{
-		{"KRAKEN", "BTCUSDT", "BUY", "1", "", "", "invalid_exchange"},
-		{"", "BTCUSDT", "BUY", "1", "", "", "invalid_exchange"},
-		{"BINANCE\x00", "BTCUSDT", "BUY", "1", "", "", "invalid_exchange"},
+		{"KRAKEN", "BTCUSDT", "BUY", "1", "", "", "unknown_exchange"},
+		{"", "BTCUSDT", "BUY", "1", "", "", "unknown_exchange"},
+		{"BINANCE\x00", "BTCUSDT", "BUY", "1", "", "", "unknown_exchange"},
 		{"BINANCE", "", "BUY", "1", "", "", "invalid_symbol"},
 		{"BINANCE", "BTC-USDT", "BUY", "1", "", "", "invalid_symbol"},
 		{"BINANCE", " BTCUSDT", "BUY", "1", "", "", "invalid_symbol"},

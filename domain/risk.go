@@ -235,7 +235,7 @@ func appendStep(out []Check, name, code string, v, base, step decimal.Decimal) [
 }
 
 // allowed lists the symbols allowed on exchange, for the allow-list check.
-func (r RiskRules) allowed(exchange string) string {
+func (r RiskRules) allowed(exchange Exchange) string {
 	var syms []string
 	for _, l := range r.Symbols {
 		if l.Exchange == exchange {

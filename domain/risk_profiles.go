@@ -30,7 +30,7 @@ type RiskRules struct {
 
 // SymbolLimit allows one symbol on one exchange, up to MaxQty per order.
 type SymbolLimit struct {
-	Exchange string
+	Exchange Exchange
 	Symbol   string
 	MaxQty   decimal.Decimal
 }
@@ -43,10 +43,10 @@ var riskProfiles = map[RiskProfile]RiskRules{
 	RiskProfileModel2: {
 		Profile: RiskProfileModel2,
 		Symbols: []SymbolLimit{
-			{OrderExchangeBinance, "BTCUSDT", dec("0.05")},
-			{OrderExchangeBinance, "ETHUSDT", dec("1")},
-			{OrderExchangeIBKR, "AAPL", dec("20")},
-			{OrderExchangeIBKR, "MSFT", dec("20")},
+			{ExchangeBinance, "BTCUSDT", dec("0.05")},
+			{ExchangeBinance, "ETHUSDT", dec("1")},
+			{ExchangeIBKR, "AAPL", dec("20")},
+			{ExchangeIBKR, "MSFT", dec("20")},
 		},
 		MaxNotional:        dec("5000"),
 		PriceCollarPercent: dec("2"),
@@ -56,17 +56,17 @@ var riskProfiles = map[RiskProfile]RiskRules{
 	RiskProfileLoose: {
 		Profile: RiskProfileLoose,
 		Symbols: []SymbolLimit{
-			{OrderExchangeBinance, "BTCUSDT", dec("5")},
-			{OrderExchangeBinance, "ETHUSDT", dec("100")},
-			{OrderExchangeBinance, "BNBUSDT", dec("500")},
-			{OrderExchangeBinance, "SOLUSDT", dec("2000")},
-			{OrderExchangeBinance, "XRPUSDT", dec("500000")},
-			{OrderExchangeIBKR, "AAPL", dec("2000")},
-			{OrderExchangeIBKR, "MSFT", dec("2000")},
-			{OrderExchangeIBKR, "GOOGL", dec("2000")},
-			{OrderExchangeIBKR, "AMZN", dec("2000")},
-			{OrderExchangeIBKR, "NVDA", dec("2000")},
-			{OrderExchangeIBKR, "SPY", dec("2000")},
+			{ExchangeBinance, "BTCUSDT", dec("5")},
+			{ExchangeBinance, "ETHUSDT", dec("100")},
+			{ExchangeBinance, "BNBUSDT", dec("500")},
+			{ExchangeBinance, "SOLUSDT", dec("2000")},
+			{ExchangeBinance, "XRPUSDT", dec("500000")},
+			{ExchangeIBKR, "AAPL", dec("2000")},
+			{ExchangeIBKR, "MSFT", dec("2000")},
+			{ExchangeIBKR, "GOOGL", dec("2000")},
+			{ExchangeIBKR, "AMZN", dec("2000")},
+			{ExchangeIBKR, "NVDA", dec("2000")},
+			{ExchangeIBKR, "SPY", dec("2000")},
 		},
 		MaxNotional:        dec("100000"),
 		PriceCollarPercent: dec("10"),
@@ -88,7 +88,7 @@ func RulesFor(p RiskProfile) RiskRules {
 }
 
 // symbolLimit finds the allow-list entry for symbol on exchange.
-func (r RiskRules) symbolLimit(exchange, symbol string) (SymbolLimit, bool) {
+func (r RiskRules) symbolLimit(exchange Exchange, symbol string) (SymbolLimit, bool) {
 	i := slices.IndexFunc(r.Symbols, func(l SymbolLimit) bool { return l.Exchange == exchange && l.Symbol == symbol })
 	if i < 0 {
 		return SymbolLimit{}, false
