@@ -58,6 +58,10 @@ func runServe(ctx context.Context, getenv env, io stdio, args []string) error {
 		return err
 	}
 	vault := newVault(pool, store, keys, identity.auth, log)
+	execution, err := newExecution(cfg.Exchanges, store, keys, identity.auth, systemClock{}, log)
+	if err != nil {
+		return err
+	}
 
 	var ready atomic.Bool
 	handler := porthttp.NewHandler(porthttp.Options{
@@ -69,7 +73,7 @@ func runServe(ctx context.Context, getenv env, io stdio, args []string) error {
 		Classify:          postgres.Classify,
 		TrustProxyHeaders: cfg.TrustProxy,
 		TrustedProxies:    cfg.TrustedProxies,
-	}, identity.routes, auditRoutes(store, identity.auth), vault.routes)
+	}, identity.routes, auditRoutes(store, identity.auth), vault.routes, execution)
 
 	ln, err := net.Listen("tcp", cfg.ListenAddr)
 	if err != nil {
