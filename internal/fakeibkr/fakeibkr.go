@@ -190,11 +190,14 @@ func (g *Gateway) RejectWhatIf(message string) {
 }
 
 // AnswerWhatIf makes what-if requests get this status and body verbatim,
-// before any other check.
+// before any other check; status 0 restores normal previews.
 func (g *Gateway) AnswerWhatIf(status int, body string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.answer = &cannedAnswer{status: status, body: body}
+	g.answer = nil
+	if status != 0 {
+		g.answer = &cannedAnswer{status: status, body: body}
+	}
 }
 
 // Fail makes route answer status with IBKR's error body (0 restores it).
