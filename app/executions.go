@@ -46,7 +46,8 @@ type Executions interface {
 	// the key update. So two concurrent decisions against the last daily
 	// slot cannot both pass. KindNotFound when the user no longer exists.
 	Decide(ctx context.Context, userID string, exchange domain.Exchange, day, stream string, decide func(ExecutionState) (Decided, error)) error
-	// Record appends events to stream and applies key, in one transaction.
+	// Record appends events to stream after its decision (the stream's one
+	// event so far) and applies key, in one transaction.
 	Record(ctx context.Context, stream string, events []domain.Event, key *KeyUpdate) error
 }
 

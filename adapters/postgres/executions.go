@@ -81,10 +81,12 @@ func (r *Executions) Decide(ctx context.Context, userID string, ex domain.Exchan
 	})
 }
 
-// Record implements app.Executions.
+// Record implements app.Executions. The stream holds the decision alone,
+// so the append expects version 1: one statement, no lock, and a second
+// outcome for one execution would fail rather than pile up.
 func (r *Executions) Record(ctx context.Context, stream string, events []domain.Event, key *app.KeyUpdate) error {
 	return pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
-		if err := appendEvents(ctx, r.store, tx, stream, eventstore.Any, events...); err != nil {
+		if err := appendEvents(ctx, r.store, tx, stream, eventstore.Exact(1), events...); err != nil {
 			return err
 		}
 		b := &pgx.Batch{}

@@ -43,10 +43,18 @@ func TestIdempotencyKeyClaims(t *testing.T) {
 		}
 		return c
 	}
+	ev := domain.Event{Type: "test.recorded", SchemaVersion: 1, Data: map[string]string{}}
+	// record decides (no key update) and records the outcome with k.
 	record := func(key string, k app.KeyUpdate) {
 		t.Helper()
 		k.UserID, k.Key = u.ID(), key
-		if err := execs.Record(ctx, domain.ExecutionStream(uuid.NewString()), []domain.Event{{Type: "test.recorded", SchemaVersion: 1, Data: map[string]string{}}}, &k); err != nil {
+		stream := domain.ExecutionStream(uuid.NewString())
+		if err := execs.Decide(ctx, u.ID(), domain.ExchangeBinance, domain.UTCDay(now), stream, func(s app.ExecutionState) (app.Decided, error) {
+			return app.Decided{Events: []domain.Event{ev}, Usage: s.Usage}, nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if err := execs.Record(ctx, stream, []domain.Event{ev}, &k); err != nil {
 			t.Fatal(err)
 		}
 	}

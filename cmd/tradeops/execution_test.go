@@ -18,12 +18,8 @@ import (
 	"github.com/tradeops/tradeops/internal/fakeibkr"
 )
 
-// Binance's documented HMAC key pair (REST API docs, "HMAC Keys").
-const (
-	testAPIKey    = "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A"
-	testAPISecret = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j"
-	testPassword  = "correct horse battery staple 42"
-)
+// testPassword is the fixture users' password.
+const testPassword = "correct horse battery staple 42"
 
 // execFixture is serve on a fresh database, talking to a fake Binance and
 // (with a gateway) a fake IBKR Client Portal gateway over self-signed TLS,
