@@ -167,6 +167,8 @@ func run(ctx context.Context, o options) error {
 	fmt.Printf("server peak RSS (VmHWM): %.1f MiB (goal ≤ 100 MiB)\n", float64(hwm)/1024)
 	if o.keep {
 		fmt.Println("server log:", server.logPath)
+	} else {
+		server.removeLog = true
 	}
 	return nil
 }
@@ -177,6 +179,8 @@ type server struct {
 	base    string
 	logPath string
 	logFile *os.File
+	// removeLog: the run went well and the log is not to be kept.
+	removeLog bool
 }
 
 func startServer(ctx context.Context, o options, dbURL, binanceURL string) (*server, error) {
@@ -230,6 +234,9 @@ func (s *server) stop() {
 		_ = s.cmd.Process.Kill()
 	}
 	s.logFile.Close()
+	if s.removeLog {
+		_ = os.Remove(s.logPath)
+	}
 }
 
 func randomKey() string {
