@@ -244,18 +244,19 @@ type TestOrderResult struct {
 // after sending leaves the key held (idempotency_unfinished) rather than
 // free to send again.
 func (r *run) sendTestOrder(mode domain.TestOrderMode, render Render[TestOrderResult], send func() ([]byte, error)) Response {
+	var rejected Response
 	d, err := r.decide(func(d decision) *Response {
 		if d.Accepted() {
 			return nil
 		}
-		resp := render(TestOrderResult{}, &RiskRejected{ExecutionID: r.id, Decision: d.Decision})
-		return &resp
+		rejected = render(TestOrderResult{}, &RiskRejected{ExecutionID: r.id, Decision: d.Decision})
+		return &rejected
 	})
 	if err != nil {
 		return render(TestOrderResult{}, err)
 	}
 	if !d.Accepted() {
-		return render(TestOrderResult{}, &RiskRejected{ExecutionID: r.id, Decision: d.Decision})
+		return rejected
 	}
 	answer, sendErr := send()
 	var ev domain.Event

@@ -126,8 +126,6 @@ func (Execution) testOrder(w http.ResponseWriter, r *http.Request, handle func(c
 	}))
 }
 
-type checkJSON = domain.Check
-
 type shadowJSON struct {
 	Profile      domain.RiskProfile     `json:"profile"`
 	Decision     domain.DecisionOutcome `json:"decision"`
@@ -146,7 +144,7 @@ type preparedResponse struct {
 	Notional         string                 `json:"notional"`
 	RiskProfile      domain.RiskProfile     `json:"risk_profile"`
 	Decision         domain.DecisionOutcome `json:"decision"`
-	Checks           []checkJSON            `json:"checks"`
+	Checks           []domain.Check         `json:"checks"`
 	Shadow           shadowJSON             `json:"shadow"`
 	SecretConfigured bool                   `json:"secret_configured"`
 }
@@ -193,7 +191,7 @@ type riskRejectedBody struct {
 	errorBody
 	RiskProfile domain.RiskProfile     `json:"risk_profile"`
 	Decision    domain.DecisionOutcome `json:"decision"`
-	Checks      []checkJSON            `json:"checks"`
+	Checks      []domain.Check         `json:"checks"`
 }
 
 // errorReply renders err; an error after the decision names the execution.
