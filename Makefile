@@ -38,12 +38,15 @@ fuzz:
 	done
 
 ## bench: throughput tables (append vs plain INSERT, replay vs plain SELECT,
-## rebuild vs plain SELECT, live lag, audit query latency), identity benchmarks
-bench:
+## rebuild vs plain SELECT, live lag, audit query latency), identity benchmarks,
+## execution endpoints against the built server (latency at 100/s, prepare
+## at saturation, peak RSS)
+bench: build
 	export DATABASE_URL="$$(scripts/devdb.sh postgres)"; \
 	$(GO) run ./internal/bench; \
 	$(GO) run ./internal/benchprojections; \
-	$(GO) test -run '^$$' -bench 'AuthMiddleware|LoginConcurrent20' -benchtime 200x ./cmd/tradeops
+	$(GO) test -run '^$$' -bench 'AuthMiddleware|LoginConcurrent20' -benchtime 200x ./cmd/tradeops; \
+	$(GO) run ./internal/benchexec -bin bin/tradeops
 
 $(STATICCHECK):
 	GOBIN="$(CURDIR)/bin" $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)

@@ -25,18 +25,18 @@ type AccessStates interface {
 type AuthenticateHandler struct {
 	tokens Tokens
 	states AccessStates
-	now    func() time.Time
+	clock  Clock
 }
 
-func NewAuthenticateHandler(tokens Tokens, states AccessStates, now func() time.Time) *AuthenticateHandler {
-	return &AuthenticateHandler{tokens: tokens, states: states, now: now}
+func NewAuthenticateHandler(tokens Tokens, states AccessStates, clock Clock) *AuthenticateHandler {
+	return &AuthenticateHandler{tokens: tokens, states: states, clock: clock}
 }
 
 // Handle returns ctx's caller (request id, client IP kept) with the token's
 // user, email and role. Any problem with the token is one 401: the reason
 // stays in the wrapped cause, for logs.
 func (h *AuthenticateHandler) Handle(ctx context.Context, token domain.Secret) (Caller, error) {
-	claims, err := h.tokens.Verify(token, h.now())
+	claims, err := h.tokens.Verify(token, h.clock.Now())
 	if err != nil {
 		return Caller{}, domain.Wrap(err, errUnauthenticated.Kind, errUnauthenticated.Code, errUnauthenticated.Message)
 	}

@@ -12,9 +12,9 @@ import (
 type DisableTwoFactorHandler struct{ check *otpCheck }
 
 func NewDisableTwoFactorHandler(users UserRepository, attempts LoginAttempts, keyring Keyring, totp TOTP,
-	usernames domain.UsernameKey, policy domain.ThrottlePolicy, now func() time.Time,
+	usernames domain.UsernameKey, policy domain.ThrottlePolicy, clock Clock,
 ) *DisableTwoFactorHandler {
-	return &DisableTwoFactorHandler{check: &otpCheck{users, attempts, keyring, totp, usernames, policy, now}}
+	return &DisableTwoFactorHandler{check: &otpCheck{users, attempts, keyring, totp, usernames, policy, clock}}
 }
 
 func (h *DisableTwoFactorHandler) Handle(ctx context.Context, code domain.Secret) error {

@@ -13,9 +13,9 @@ import (
 type EnableTwoFactorHandler struct{ check *otpCheck }
 
 func NewEnableTwoFactorHandler(users UserRepository, attempts LoginAttempts, keyring Keyring, totp TOTP,
-	usernames domain.UsernameKey, policy domain.ThrottlePolicy, now func() time.Time,
+	usernames domain.UsernameKey, policy domain.ThrottlePolicy, clock Clock,
 ) *EnableTwoFactorHandler {
-	return &EnableTwoFactorHandler{check: &otpCheck{users, attempts, keyring, totp, usernames, policy, now}}
+	return &EnableTwoFactorHandler{check: &otpCheck{users, attempts, keyring, totp, usernames, policy, clock}}
 }
 
 func (h *EnableTwoFactorHandler) Handle(ctx context.Context, code domain.Secret) error {

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/tradeops/tradeops/domain"
 )
@@ -29,7 +28,7 @@ type LoginHandler struct {
 	tokens    Tokens
 	usernames domain.UsernameKey
 	policy    domain.ThrottlePolicy
-	now       func() time.Time
+	clock     Clock
 	// dummyHash is verified for unknown emails, so that they cost the same
 	// time as a wrong password.
 	dummyHash domain.Secret
@@ -37,14 +36,14 @@ type LoginHandler struct {
 
 // NewLoginHandler hashes a random password once to get the dummy hash.
 func NewLoginHandler(ctx context.Context, users UserRepository, attempts LoginAttempts, hasher PasswordHasher,
-	keyring Keyring, totp TOTP, tokens Tokens, usernames domain.UsernameKey, policy domain.ThrottlePolicy, now func() time.Time,
+	keyring Keyring, totp TOTP, tokens Tokens, usernames domain.UsernameKey, policy domain.ThrottlePolicy, clock Clock,
 ) (*LoginHandler, error) {
 	dummy, err := hasher.Hash(ctx, domain.NewSecret(rand.Text()))
 	if err != nil {
 		return nil, fmt.Errorf("dummy password hash: %w", err)
 	}
 	return &LoginHandler{users: users, attempts: attempts, hasher: hasher, keyring: keyring, totp: totp,
-		tokens: tokens, usernames: usernames, policy: policy, now: now, dummyHash: dummy}, nil
+		tokens: tokens, usernames: usernames, policy: policy, clock: clock, dummyHash: dummy}, nil
 }
 
 // verdict is how an attempt ended: how it counts, the failure reason ("" for
@@ -75,7 +74,7 @@ func (h *LoginHandler) Handle(ctx context.Context, cmd Login) (AccessToken, erro
 	defer cancel()
 	email := domain.NormalizeEmail(cmd.Username)
 	account := h.usernames.Hash(email)
-	attempt, err := h.attempts.Begin(ctx, account, CallerFrom(ctx).ClientIP, h.now(), h.policy)
+	attempt, err := h.attempts.Begin(ctx, account, CallerFrom(ctx).ClientIP, h.clock.Now(), h.policy)
 	if err != nil {
 		return AccessToken{}, err
 	}
@@ -133,7 +132,7 @@ func (h *LoginHandler) authenticate(ctx context.Context, cmd Login, acct Account
 			// The password was right: not a guess, so it does not count.
 			return AccessToken{}, verdict{outcome: AttemptUncounted, reason: domain.LoginFailureOTPRequired, err: errOTPRequired}
 		}
-		step, valid, err := checkOTP(h.keyring, h.totp, acct.ID, acct.TOTP, cmd.OTP, h.now())
+		step, valid, err := checkOTP(h.keyring, h.totp, acct.ID, acct.TOTP, cmd.OTP, h.clock.Now())
 		if err != nil {
 			return AccessToken{}, internalError(err)
 		}
@@ -148,7 +147,7 @@ func (h *LoginHandler) authenticate(ctx context.Context, cmd Login, acct Account
 		}
 	}
 
-	tok, err := h.tokens.Issue(acct.ID, h.now())
+	tok, err := h.tokens.Issue(acct.ID, h.clock.Now())
 	if err != nil {
 		return AccessToken{}, internalError(err)
 	}

@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"time"
 
 	"github.com/tradeops/tradeops/domain"
 )
@@ -10,11 +9,11 @@ import (
 // LogoutHandler revokes every token of the caller (auth.logout).
 type LogoutHandler struct {
 	users UserRepository
-	now   func() time.Time
+	clock Clock
 }
 
-func NewLogoutHandler(users UserRepository, now func() time.Time) *LogoutHandler {
-	return &LogoutHandler{users: users, now: now}
+func NewLogoutHandler(users UserRepository, clock Clock) *LogoutHandler {
+	return &LogoutHandler{users: users, clock: clock}
 }
 
 func (h *LogoutHandler) Handle(ctx context.Context) error {
@@ -23,7 +22,7 @@ func (h *LogoutHandler) Handle(ctx context.Context) error {
 		return errUnauthenticated
 	}
 	return h.users.Update(ctx, c.UserID, func(u *domain.User, _ *Credentials) error {
-		u.Logout(h.now())
+		u.Logout(h.clock.Now())
 		return nil
 	})
 }

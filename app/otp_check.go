@@ -22,7 +22,7 @@ type otpCheck struct {
 	totp      TOTP
 	usernames domain.UsernameKey
 	policy    domain.ThrottlePolicy
-	now       func() time.Time
+	clock     Clock
 }
 
 // run applies change to the caller's user (it records the event and may
@@ -38,7 +38,7 @@ func (o *otpCheck) run(ctx context.Context, action string, code domain.Secret, c
 	defer cancel()
 	account := o.usernames.Hash(caller.Email)
 	stream := domain.LoginStream(account)
-	attempt, err := o.attempts.Begin(ctx, account, caller.ClientIP, o.now(), o.policy)
+	attempt, err := o.attempts.Begin(ctx, account, caller.ClientIP, o.clock.Now(), o.policy)
 	if err != nil {
 		return err
 	}
@@ -49,7 +49,7 @@ func (o *otpCheck) run(ctx context.Context, action string, code domain.Secret, c
 		}
 		return tooManyAttempts(attempt.RetryAfter)
 	}
-	now := o.now()
+	now := o.clock.Now()
 	err = o.users.Update(ctx, caller.UserID, func(u *domain.User, c *Credentials) error {
 		seed := c.TOTP
 		if err := change(u, c, now); err != nil {

@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"time"
 
 	"github.com/tradeops/tradeops/domain"
 )
@@ -12,11 +11,11 @@ import (
 // recovery true). Only the CLI, which holds database access, offers it.
 type RecoverTwoFactorHandler struct {
 	users UserRepository
-	now   func() time.Time
+	clock Clock
 }
 
-func NewRecoverTwoFactorHandler(users UserRepository, now func() time.Time) *RecoverTwoFactorHandler {
-	return &RecoverTwoFactorHandler{users: users, now: now}
+func NewRecoverTwoFactorHandler(users UserRepository, clock Clock) *RecoverTwoFactorHandler {
+	return &RecoverTwoFactorHandler{users: users, clock: clock}
 }
 
 func (h *RecoverTwoFactorHandler) Handle(ctx context.Context, email string) error {
@@ -25,7 +24,7 @@ func (h *RecoverTwoFactorHandler) Handle(ctx context.Context, email string) erro
 		return err
 	}
 	return h.users.Update(ctx, acct.ID, func(u *domain.User, c *Credentials) error {
-		if err := u.DisableTwoFactor(h.now(), true); err != nil {
+		if err := u.DisableTwoFactor(h.clock.Now(), true); err != nil {
 			return err
 		}
 		c.TOTP = nil

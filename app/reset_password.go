@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"time"
 
 	"github.com/tradeops/tradeops/domain"
 )
@@ -17,11 +16,11 @@ type ResetPassword struct {
 type ResetPasswordHandler struct {
 	users  UserRepository
 	hasher PasswordHasher
-	now    func() time.Time
+	clock  Clock
 }
 
-func NewResetPasswordHandler(users UserRepository, hasher PasswordHasher, now func() time.Time) *ResetPasswordHandler {
-	return &ResetPasswordHandler{users: users, hasher: hasher, now: now}
+func NewResetPasswordHandler(users UserRepository, hasher PasswordHasher, clock Clock) *ResetPasswordHandler {
+	return &ResetPasswordHandler{users: users, hasher: hasher, clock: clock}
 }
 
 // Handle returns the generated password, if any. Every token the user held
@@ -41,7 +40,7 @@ func (h *ResetPasswordHandler) Handle(ctx context.Context, cmd ResetPassword) (g
 		return domain.Secret{}, err
 	}
 	err = h.users.Update(ctx, acct.ID, func(u *domain.User, c *Credentials) error {
-		u.ChangePassword(h.now())
+		u.ChangePassword(h.clock.Now())
 		c.PasswordHash = hash
 		return nil
 	})

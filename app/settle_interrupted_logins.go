@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"time"
 
 	"github.com/tradeops/tradeops/domain"
 )
@@ -19,16 +18,16 @@ import (
 type SettleInterruptedLoginsHandler struct {
 	attempts LoginAttempts
 	policy   domain.ThrottlePolicy
-	now      func() time.Time
+	clock    Clock
 }
 
-func NewSettleInterruptedLoginsHandler(attempts LoginAttempts, policy domain.ThrottlePolicy, now func() time.Time) *SettleInterruptedLoginsHandler {
-	return &SettleInterruptedLoginsHandler{attempts: attempts, policy: policy, now: now}
+func NewSettleInterruptedLoginsHandler(attempts LoginAttempts, policy domain.ThrottlePolicy, clock Clock) *SettleInterruptedLoginsHandler {
+	return &SettleInterruptedLoginsHandler{attempts: attempts, policy: policy, clock: clock}
 }
 
 // Handle settles the interrupted attempts and says how many there were.
 func (h *SettleInterruptedLoginsHandler) Handle(ctx context.Context) (int, error) {
-	return h.attempts.SettleStale(ctx, h.now().Add(-h.policy.InFlight), func(a Attempt) (string, domain.Event) {
+	return h.attempts.SettleStale(ctx, h.clock.Now().Add(-h.policy.InFlight), func(a Attempt) (string, domain.Event) {
 		return domain.LoginStream(a.Account), domain.NewLoginFailedByHash(a.Account, domain.LoginFailureInterrupted)
 	})
 }

@@ -13,15 +13,17 @@ import (
 type Kind string
 
 const (
-	KindInvalid      Kind = "invalid"      // bad input from the caller
-	KindUnauthorized Kind = "unauthorized" // no or bad credentials
-	KindForbidden    Kind = "forbidden"    // authenticated but not allowed
-	KindNotFound     Kind = "not_found"    // the thing does not exist
-	KindConflict     Kind = "conflict"     // concurrent change, duplicate
-	KindTooMany      Kind = "too_many"     // throttled
-	KindUnavailable  Kind = "unavailable"  // a dependency is down
-	KindUpstream     Kind = "upstream"     // an exchange answered with an error
-	KindInternal     Kind = "internal"     // a bug or an unexpected failure
+	KindInvalid         Kind = "invalid"          // bad input from the caller
+	KindUnprocessable   Kind = "unprocessable"    // well-formed, but refused as it stands (a risk rejection)
+	KindUnauthorized    Kind = "unauthorized"     // no or bad credentials
+	KindForbidden       Kind = "forbidden"        // authenticated but not allowed
+	KindNotFound        Kind = "not_found"        // the thing does not exist
+	KindConflict        Kind = "conflict"         // concurrent change, duplicate
+	KindTooMany         Kind = "too_many"         // throttled
+	KindUnavailable     Kind = "unavailable"      // a dependency is down
+	KindUpstream        Kind = "upstream"         // an exchange answered with an error
+	KindUpstreamTimeout Kind = "upstream_timeout" // an exchange did not answer in time
+	KindInternal        Kind = "internal"         // a bug or an unexpected failure
 )
 
 // Error is a classified error. Code is a stable, machine-readable string

@@ -22,12 +22,15 @@ const maxExchangeNameLength = 16
 
 var errUnknownExchange = Errorf(KindInvalid, "unknown_exchange", "exchange must be BINANCE or IBKR")
 
-// ParseExchange reads an exchange name in any case ("binance", "Ibkr").
+// ParseExchange reads an exchange name in any ASCII case ("binance",
+// "Ibkr"): the one parser for secrets and orders. Only ASCII is folded, so
+// "ıbkr" (dotless i, whose Unicode upper case is I) is not IBKR.
 func ParseExchange(s string) (Exchange, error) {
-	if len(s) > maxExchangeNameLength {
+	up, ascii := asciiUpper(s)
+	if !ascii || len(s) > maxExchangeNameLength {
 		return "", errUnknownExchange
 	}
-	e := Exchange(strings.ToUpper(s))
+	e := Exchange(up)
 	for _, known := range Exchanges {
 		if e == known {
 			return e, nil

@@ -24,7 +24,8 @@ func TestParseExchange(t *testing.T) {
 			t.Errorf("%q: %v %v", in, got, err)
 		}
 	}
-	for _, in := range []string{"", "kraken", "binance\x00", "\xff\xfe", strings.Repeat("b", 1000), "BINANCE "} {
+	// "ıbkr": the dotless i upper-cases to I under Unicode rules, not ASCII.
+	for _, in := range []string{"", "kraken", "binance\x00", "\xff\xfe", strings.Repeat("b", 1000), "BINANCE ", "ıbkr", "bınance"} {
 		if _, err := domain.ParseExchange(in); domain.ErrorKind(err) != domain.KindInvalid {
 			t.Errorf("%q accepted (%v)", in, err)
 		}

@@ -1,8 +1,7 @@
 package domain
 
 // RiskProfile names the rule set a user's executions are decided under
-// (DESIGN §8). The rules themselves come later; the name is bound to users
-// now so that every user always has one.
+// (DESIGN §8); the rules are data in risk_profiles.go (RulesFor).
 type RiskProfile string
 
 const (
@@ -23,4 +22,13 @@ func ParseRiskProfile(s string) (RiskProfile, error) {
 		return p, nil
 	}
 	return "", Errorf(KindInvalid, "invalid_risk_profile", "risk profile must be %q or %q", RiskProfileModel2, RiskProfileLoose)
+}
+
+// ShadowOf is the profile an order decided under p is shadow-evaluated
+// under: the other built-in one. An unknown name counts as the default.
+func ShadowOf(p RiskProfile) RiskProfile {
+	if p == RiskProfileLoose {
+		return RiskProfileModel2
+	}
+	return RiskProfileLoose
 }

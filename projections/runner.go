@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -155,12 +156,21 @@ func (r *Runner) sleep(ctx context.Context, wake <-chan struct{}, d time.Duratio
 	}
 }
 
+// asyncCommitBegin starts a batch's transaction with an asynchronous
+// commit: COMMIT returns without waiting for the WAL flush. A crash may
+// lose the last batches' commits, but a batch's read model rows and its
+// checkpoint are one transaction, so they are lost together and applied
+// again from the older checkpoint: exactly once holds. What it saves is a
+// disk flush per batch and projection (a flush costs ~2 ms on this
+// machine's disk), which commands' own commits were queueing behind.
+const asyncCommitBegin = "BEGIN; SET LOCAL synchronous_commit = off"
+
 // step applies the next batch: lock the checkpoint, read after it in the
 // same transaction, apply, move the checkpoint, commit. It returns how many
 // events it read.
 func (r *Runner) step(ctx context.Context, p Projection) (int, error) {
 	start := time.Now()
-	tx, err := r.pool.Begin(ctx)
+	tx, err := r.pool.BeginTx(ctx, pgx.TxOptions{BeginQuery: asyncCommitBegin})
 	if err != nil {
 		return 0, fmt.Errorf("projection %s: begin: %w", p.Name(), err)
 	}

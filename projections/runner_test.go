@@ -218,3 +218,38 @@ func TestLiveLagUnderLoad(t *testing.T) {
 		t.Fatalf("p99 lag %s", p99)
 	}
 }
+
+// commitMode records the synchronous_commit its batches run under.
+type commitMode struct{ seen chan string }
+
+func (commitMode) Name() string     { return "commit_mode" }
+func (commitMode) Version() int     { return 1 }
+func (commitMode) Tables() []string { return nil }
+func (c commitMode) Apply(ctx context.Context, tx pgx.Tx, _ Tables, _ []eventstore.Event) error {
+	var mode string
+	if err := tx.QueryRow(ctx, `SELECT current_setting('synchronous_commit')`).Scan(&mode); err != nil {
+		return err
+	}
+	select {
+	case c.seen <- mode:
+	default:
+	}
+	return nil
+}
+
+// Live batches commit asynchronously (no WAL flush wait): a lost commit
+// loses read model and checkpoint together, and is applied again.
+func TestLiveBatchesCommitAsynchronously(t *testing.T) {
+	env := newEnv(t)
+	env.appendOne(t, "execution-1", "user-a", "execution.prepare", map[string]any{"n": 1})
+	p := commitMode{seen: make(chan string, 1)}
+	env.run(t, []Projection{p})
+	select {
+	case mode := <-p.seen:
+		if mode != "off" {
+			t.Fatalf("synchronous_commit = %s in a live batch", mode)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no batch ran")
+	}
+}

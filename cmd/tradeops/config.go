@@ -27,6 +27,48 @@ type config struct {
 	Dev            bool
 	// GeneratedSecrets names the secrets --dev made up (printed loudly).
 	GeneratedSecrets []string
+	Exchanges        exchangesConfig
+}
+
+// exchangesConfig is where test orders go (DESIGN §5, §7).
+type exchangesConfig struct {
+	// BinanceURL is BINANCE_BASE_URL when BinanceLive, else
+	// BINANCE_TESTNET_BASE_URL (default https://testnet.binance.vision).
+	BinanceURL  string
+	BinanceLive bool
+	// IBKRBridgeURL empty means the simulator.
+	IBKRBridgeURL   string
+	IBKRInsecureTLS bool
+	// IBKRLive allows non-paper (not DU...) accounts.
+	IBKRLive bool
+}
+
+const defaultBinanceTestnet = "https://testnet.binance.vision"
+
+// loadExchanges reads the exchange variables. A flag must be true or false:
+// a typo must not decide whether orders go to live Binance.
+func loadExchanges(getenv env) (exchangesConfig, error) {
+	var c exchangesConfig
+	for _, f := range []struct {
+		name string
+		dst  *bool
+	}{{"BINANCE_LIVE_ENABLED", &c.BinanceLive}, {"IBKR_BRIDGE_INSECURE_TLS", &c.IBKRInsecureTLS}, {"IBKR_LIVE_ENABLED", &c.IBKRLive}} {
+		switch v := getenv(f.name); v {
+		case "true":
+			*f.dst = true
+		case "false", "":
+		default:
+			return c, usageError("%s must be true or false, got %q", f.name, v)
+		}
+	}
+	c.BinanceURL = orDefault(getenv("BINANCE_TESTNET_BASE_URL"), defaultBinanceTestnet)
+	if c.BinanceLive {
+		if c.BinanceURL = getenv("BINANCE_BASE_URL"); c.BinanceURL == "" {
+			return c, usageError("BINANCE_LIVE_ENABLED=true needs BINANCE_BASE_URL (live Binance, e.g. https://api.binance.com); even live, only order/test is called")
+		}
+	}
+	c.IBKRBridgeURL = getenv("IBKR_BRIDGE_BASE_URL")
+	return c, nil
 }
 
 // generated reports whether --dev made up the named secret.
@@ -75,6 +117,9 @@ func loadConfig(getenv env, dev bool) (config, error) {
 		return c, usageError("TRUST_PROXY_HEADERS must be true or false, got %q", v)
 	}
 	var err error
+	if c.Exchanges, err = loadExchanges(getenv); err != nil {
+		return c, err
+	}
 	if c.TrustedProxies, err = parseTrustedProxies(getenv("TRUSTED_PROXIES")); err != nil {
 		return c, usageError("TRUSTED_PROXIES: %v", err)
 	}

@@ -40,7 +40,7 @@ type identity struct {
 
 // identityDeps are the knobs tests turn; serve uses the defaults.
 type identityDeps struct {
-	now      func() time.Time
+	clock    app.Clock
 	policy   domain.ThrottlePolicy
 	tokenTTL time.Duration
 	hasher   app.PasswordHasher
@@ -49,7 +49,7 @@ type identityDeps struct {
 	settleEvery time.Duration
 }
 
-var defaultIdentityDeps = identityDeps{now: time.Now, policy: domain.DefaultThrottlePolicy, tokenTTL: token.DefaultTTL,
+var defaultIdentityDeps = identityDeps{clock: systemClock{}, policy: domain.DefaultThrottlePolicy, tokenTTL: token.DefaultTTL,
 	hasher: argon2id.New(argon2id.OWASP, 0), settleEvery: domain.DefaultThrottlePolicy.InFlight}
 
 func newIdentity(ctx context.Context, cfg config, getenv env, store *eventstore.Store, keys app.Keyring, out io.Writer, log *slog.Logger) (*identity, error) {
@@ -72,22 +72,22 @@ func wireIdentity(ctx context.Context, cfg config, getenv env, store *eventstore
 	hasher := d.hasher
 	otp := totp.New()
 	usernames := domain.NewUsernameKey(cfg.SecretKey)
-	login, err := app.NewLoginHandler(ctx, users, attempts, hasher, keys, otp, tokens, usernames, d.policy, d.now)
+	login, err := app.NewLoginHandler(ctx, users, attempts, hasher, keys, otp, tokens, usernames, d.policy, d.clock)
 	if err != nil {
 		return nil, err
 	}
-	auth := porthttp.NewAuthenticator(app.NewAuthenticateHandler(tokens, users, d.now))
+	auth := porthttp.NewAuthenticator(app.NewAuthenticateHandler(tokens, users, d.clock))
 	routes := porthttp.IdentityRoutes(porthttp.Identity{
 		Login:            login,
-		Logout:           app.NewLogoutHandler(users, d.now),
+		Logout:           app.NewLogoutHandler(users, d.clock),
 		SetupTwoFactor:   app.NewSetupTwoFactorHandler(users, keys, otp),
-		EnableTwoFactor:  app.NewEnableTwoFactorHandler(users, attempts, keys, otp, usernames, d.policy, d.now),
-		DisableTwoFactor: app.NewDisableTwoFactorHandler(users, attempts, keys, otp, usernames, d.policy, d.now),
+		EnableTwoFactor:  app.NewEnableTwoFactorHandler(users, attempts, keys, otp, usernames, d.policy, d.clock),
+		DisableTwoFactor: app.NewDisableTwoFactorHandler(users, attempts, keys, otp, usernames, d.policy, d.clock),
 		Me:               app.NewGetMeHandler(users),
 	}, auth)
 	seed := app.NewSeedDemoUsersHandler(users, app.NewCreateUserHandler(users, hasher))
 	bind := app.NewBindRiskProfilesHandler(users)
-	settle := app.NewSettleInterruptedLoginsHandler(attempts, d.policy, d.now)
+	settle := app.NewSettleInterruptedLoginsHandler(attempts, d.policy, d.clock)
 	settleInterrupted := func(ctx context.Context) error {
 		n, err := settle.Handle(ctx)
 		if n > 0 {

@@ -30,7 +30,7 @@ func BenchmarkAuthMiddleware(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	uncached := porthttp.NewAuthenticator(app.NewAuthenticateHandler(tokens, postgres.NewUsers(eventstore.New(h.pool), 0), h.clock.Now))
+	uncached := porthttp.NewAuthenticator(app.NewAuthenticateHandler(tokens, postgres.NewUsers(eventstore.New(h.pool), 0), h.clock))
 	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if app.CallerFrom(r.Context()).UserID == "" {
 			b.Fatal("no user in the context")

@@ -103,7 +103,7 @@ func newHarness(t testing.TB, policy domain.ThrottlePolicy, getenv env, dev bool
 	if err != nil {
 		t.Fatal(err)
 	}
-	deps := identityDeps{now: h.clock.Now, policy: policy, tokenTTL: 15 * time.Minute,
+	deps := identityDeps{clock: h.clock, policy: policy, tokenTTL: 15 * time.Minute,
 		hasher: argon2id.New(argon2id.OWASP, 0), settleEvery: time.Hour}
 	for _, o := range opts {
 		o(&deps)

@@ -42,6 +42,9 @@ type deployment struct {
 	bodies []string
 	base   string
 	stop   func()
+	// env is added to serve's environment, args to its arguments.
+	env  map[string]string
+	args []string
 }
 
 func newDeployment(t *testing.T) *deployment {
@@ -66,9 +69,11 @@ func (d *deployment) serve(encryptionKey string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"tradeops", "serve"}, envOf(map[string]string{
-			"DATABASE_URL": d.dbURL, "SECRET_KEY": d.secret, "ENCRYPTION_KEY": encryptionKey, "LISTEN_ADDR": addr,
-		}), nil, d.output, d.output)
+		e := map[string]string{"DATABASE_URL": d.dbURL, "SECRET_KEY": d.secret, "ENCRYPTION_KEY": encryptionKey, "LISTEN_ADDR": addr}
+		for k, v := range d.env {
+			e[k] = v
+		}
+		done <- run(ctx, append([]string{"tradeops", "serve"}, d.args...), envOf(e), nil, d.output, d.output)
 	}()
 	d.base = "http://" + addr
 	d.stop = func() {
@@ -107,9 +112,18 @@ func (d *deployment) createUser(email, role, password string) {
 
 func (d *deployment) call(method, path, token, body string) apiResponse {
 	d.t.Helper()
+	return d.send(method, path, token, body, nil)
+}
+
+// send is call with extra request headers.
+func (d *deployment) send(method, path, token, body string, header http.Header) apiResponse {
+	d.t.Helper()
 	req, err := http.NewRequest(method, d.base+path, strings.NewReader(body))
 	if err != nil {
 		d.t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header[k] = v
 	}
 	switch {
 	case strings.HasPrefix(body, "username="):

@@ -59,6 +59,10 @@ func runServe(ctx context.Context, getenv env, io stdio, args []string) error {
 		return err
 	}
 	vault := newVault(pool, store, keys, identity.auth, log)
+	execution, err := newExecution(cfg.Exchanges, store, keys, identity.auth, systemClock{}, log)
+	if err != nil {
+		return err
+	}
 
 	var ready atomic.Bool
 	handler := porthttp.NewHandler(porthttp.Options{
@@ -70,7 +74,7 @@ func runServe(ctx context.Context, getenv env, io stdio, args []string) error {
 		Classify:          postgres.Classify,
 		TrustProxyHeaders: cfg.TrustProxy,
 		TrustedProxies:    cfg.TrustedProxies,
-	}, apiRoutes(store, identity, vault)...)
+	}, apiRoutes(store, identity, vault, execution)...)
 
 	ln, err := net.Listen("tcp", cfg.ListenAddr)
 	if err != nil {
@@ -115,8 +119,8 @@ func runServe(ctx context.Context, getenv env, io stdio, args []string) error {
 
 // apiRoutes are the features serve puts behind the API's handler; a test
 // checks that api/openapi.yaml describes every route they register.
-func apiRoutes(store *eventstore.Store, identity *identity, vault *vault) []porthttp.Registrar {
-	return []porthttp.Registrar{identity.routes, auditRoutes(store, identity.auth), vault.routes, porthttp.APIDescriptionRoutes(api.OpenAPI)}
+func apiRoutes(store *eventstore.Store, identity *identity, vault *vault, execution porthttp.Registrar) []porthttp.Registrar {
+	return []porthttp.Registrar{identity.routes, auditRoutes(store, identity.auth), vault.routes, execution, porthttp.APIDescriptionRoutes(api.OpenAPI)}
 }
 
 // shutdownGrace is how long in-flight requests get to finish after SIGTERM.

@@ -7,7 +7,6 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
-	"time"
 
 	"github.com/google/uuid"
 
@@ -85,13 +84,13 @@ func runUsers(ctx context.Context, getenv env, io stdio, args []string) error {
 	case "set-role":
 		return app.NewChangeRoleHandler(users).Handle(ctx, app.ChangeRole{Email: a.email, Role: a.role})
 	case "reset-password":
-		generated, err := app.NewResetPasswordHandler(users, hasher, time.Now).Handle(ctx, app.ResetPassword{Email: a.email, Password: password})
+		generated, err := app.NewResetPasswordHandler(users, hasher, systemClock{}).Handle(ctx, app.ResetPassword{Email: a.email, Password: password})
 		if err != nil {
 			return err
 		}
 		printGenerated(io, generated)
 	case "disable-2fa":
-		return app.NewRecoverTwoFactorHandler(users, time.Now).Handle(ctx, a.email)
+		return app.NewRecoverTwoFactorHandler(users, systemClock{}).Handle(ctx, a.email)
 	}
 	return nil
 }

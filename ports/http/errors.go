@@ -9,14 +9,19 @@ import (
 	"github.com/tradeops/tradeops/domain"
 )
 
-// errorBody is the one error shape of the API.
+// errorBody is the one error shape of the API. Exchange and execution
+// errors add "status":"error", the execution's id and the exchange's own
+// code (DESIGN §5: a JSON number for Binance, a string for IBKR).
 type errorBody struct {
-	Error errorDetail `json:"error"`
+	Status      string      `json:"status,omitempty"`
+	ExecutionID string      `json:"execution_id,omitempty"`
+	Error       errorDetail `json:"error"`
 }
 
 type errorDetail struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
+	Code         string               `json:"code"`
+	Message      string               `json:"message"`
+	ExchangeCode *domain.ExchangeCode `json:"exchange_code,omitempty"`
 }
 
 // statusOf maps an error kind to an HTTP status: the only place that does.
@@ -24,6 +29,8 @@ func statusOf(k domain.Kind) int {
 	switch k {
 	case domain.KindInvalid:
 		return http.StatusBadRequest
+	case domain.KindUnprocessable:
+		return http.StatusUnprocessableEntity
 	case domain.KindUnauthorized:
 		return http.StatusUnauthorized
 	case domain.KindForbidden:
@@ -38,6 +45,8 @@ func statusOf(k domain.Kind) int {
 		return http.StatusServiceUnavailable
 	case domain.KindUpstream:
 		return http.StatusBadGateway
+	case domain.KindUpstreamTimeout:
+		return http.StatusGatewayTimeout
 	}
 	return http.StatusInternalServerError
 }
@@ -48,6 +57,16 @@ func statusOf(k domain.Kind) int {
 // database), and if still unclassified is logged and answered with a
 // generic 500 that reveals nothing. Every 503 carries Retry-After.
 func WriteError(w http.ResponseWriter, r *http.Request, err error) {
+	status, retryAfter, body := errorResponse(r, err)
+	if retryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(retryAfter))
+	}
+	WriteJSON(w, status, body)
+}
+
+// errorResponse is WriteError's answer to err: status, Retry-After seconds
+// (0 for none) and body. It logs the cause of a 5xx.
+func errorResponse(r *http.Request, err error) (int, int, errorBody) {
 	if classify, ok := r.Context().Value(classifierKey{}).(func(error) error); ok && domain.ErrorKind(err) == domain.KindInternal {
 		err = classify(err)
 	}
@@ -64,10 +83,18 @@ func WriteError(w http.ResponseWriter, r *http.Request, err error) {
 	if status == http.StatusServiceUnavailable && retryAfter == 0 {
 		retryAfter = 1
 	}
-	if retryAfter > 0 {
-		w.Header().Set("Retry-After", strconv.Itoa(retryAfter))
+	body := errorBody{Error: errorDetail{Code: e.Code, Message: e.Message}}
+	var xe *domain.ExchangeError
+	if errors.As(err, &xe) {
+		body.Status = "error"
+		if !xe.Code.IsZero() {
+			body.Error.ExchangeCode = &xe.Code
+		}
+		if status >= 500 && e.Err == nil {
+			LoggerFrom(r.Context()).Warn("exchange error", "code", e.Code, "err", err)
+		}
 	}
-	writeErrorStatus(w, status, e.Code, e.Message)
+	return status, retryAfter, body
 }
 
 // classifierKey holds Options.Classify in every request's context, so that

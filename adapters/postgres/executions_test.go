@@ -1,0 +1,95 @@
+package postgres_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/shopspring/decimal"
+
+	"github.com/tradeops/tradeops/adapters/postgres"
+	"github.com/tradeops/tradeops/app"
+	"github.com/tradeops/tradeops/domain"
+	"github.com/tradeops/tradeops/eventstore"
+	"github.com/tradeops/tradeops/internal/testdb"
+)
+
+// Decide reads the user's profile, the day's usage (created empty) and
+// whether a secret is stored, and writes the events and the new usage in
+// one transaction: a failing decision writes nothing; an unchanged usage
+// is not rewritten; an unknown user is KindNotFound.
+func TestExecutionsDecide(t *testing.T) {
+	pool, _ := testdb.New(t)
+	store := eventstore.New(pool)
+	ctx := app.WithCaller(context.Background(), app.Caller{Email: "test", RequestID: "r1"})
+	email, _ := domain.ParseEmail("decide@example.com")
+	u, err := domain.NewUser(uuid.NewString(), email, domain.RoleOperator)
+	if err != nil {
+		t.Fatal(err)
+	}
+	users := postgres.NewUsers(store, 0)
+	if err := users.Create(ctx, u, app.Credentials{PasswordHash: domain.NewSecret("h")}); err != nil {
+		t.Fatal(err)
+	}
+	execs := postgres.NewExecutions(store)
+	day := domain.UTCDay(time.Now())
+	ev := domain.Event{Type: "test.decided", SchemaVersion: 1, Data: map[string]string{}}
+	decide := func(user string, ex domain.Exchange, fn func(app.ExecutionState) (app.Decided, error)) error {
+		return execs.Decide(ctx, user, ex, day, domain.ExecutionStream(uuid.NewString()), fn)
+	}
+	usage := func() (int, string) {
+		var n int
+		var notional string
+		if err := pool.QueryRow(ctx, `SELECT orders, notional::text FROM execution_daily_usage WHERE user_id = $1`, u.ID()).Scan(&n, &notional); err != nil {
+			t.Fatal(err)
+		}
+		return n, notional
+	}
+
+	var seen app.ExecutionState
+	if err := decide(u.ID(), domain.ExchangeBinance, func(s app.ExecutionState) (app.Decided, error) {
+		seen = s
+		return app.Decided{Events: []domain.Event{ev}, Usage: domain.DailyUsage{Orders: 1, Notional: decimal.RequireFromString("950.5")}}, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if seen.Profile != domain.RiskProfileModel2 || seen.Usage.Orders != 0 || !seen.Usage.Notional.IsZero() || seen.SecretConfigured {
+		t.Fatalf("state %+v", seen)
+	}
+	if n, notional := usage(); n != 1 || notional != "950.5" {
+		t.Fatalf("usage %d %s", n, notional)
+	}
+	// A failing decision rolls everything back.
+	boom := errors.New("boom")
+	if err := decide(u.ID(), domain.ExchangeBinance, func(s app.ExecutionState) (app.Decided, error) { return app.Decided{}, boom }); !errors.Is(err, boom) {
+		t.Fatal(err)
+	}
+	var events int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM watermill_events WHERE event_type = 'test.decided'`).Scan(&events); err != nil || events != 1 {
+		t.Fatalf("%d events %v", events, err)
+	}
+	// The state carries over; an IBKR secret shows for IBKR only.
+	if _, err := pool.Exec(ctx, `INSERT INTO exchange_secrets (user_id, exchange, fields, updated_at) VALUES ($1, 'IBKR', '{}', now())`, u.ID()); err != nil {
+		t.Fatal(err)
+	}
+	for ex, want := range map[domain.Exchange]bool{domain.ExchangeBinance: false, domain.ExchangeIBKR: true} {
+		if err := decide(u.ID(), ex, func(s app.ExecutionState) (app.Decided, error) {
+			seen = s
+			return app.Decided{Events: []domain.Event{ev}, Usage: s.Usage}, nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if seen.SecretConfigured != want || seen.Usage.Orders != 1 || seen.Usage.Notional.String() != "950.5" {
+			t.Fatalf("%s: %+v", ex, seen)
+		}
+	}
+	err = decide(uuid.NewString(), domain.ExchangeBinance, func(s app.ExecutionState) (app.Decided, error) {
+		t.Fatal("decided for an unknown user")
+		return app.Decided{}, nil
+	})
+	if domain.ErrorKind(err) != domain.KindNotFound {
+		t.Fatalf("unknown user: %v", err)
+	}
+}

@@ -1,0 +1,40 @@
+package app
+
+import (
+	"context"
+
+	"github.com/tradeops/tradeops/domain"
+)
+
+// BinanceTestOrderHandler validates an order with Binance's order/test
+// (never the matching engine) after the same risk decision as prepare: a
+// rejected order is never sent. The caller's stored credentials are
+// decrypted for this request only.
+type BinanceTestOrderHandler struct {
+	x           *executionCore
+	binance     Binance
+	credentials *OpenExchangeCredentialsHandler
+}
+
+func NewBinanceTestOrderHandler(store Executions, keys IdempotencyKeys, binance Binance, credentials *OpenExchangeCredentialsHandler, clock Clock) *BinanceTestOrderHandler {
+	return &BinanceTestOrderHandler{binance: binance, credentials: credentials, x: &executionCore{store: store, keys: keys, clock: clock,
+		markets: map[domain.Exchange]Market{domain.ExchangeBinance: binance}}}
+}
+
+func (h *BinanceTestOrderHandler) Handle(ctx context.Context, in OrderInput, render Render[TestOrderResult]) Reply {
+	r, reply := begin(ctx, h.x, "execution.binance.test_order", string(domain.ExchangeBinance), in, render)
+	if reply != nil {
+		return *reply
+	}
+	defer r.finish()
+	creds, err := h.credentials.Handle(r.ctx, r.caller.UserID, domain.ExchangeBinance)
+	if domain.ErrorKind(err) == domain.KindNotFound {
+		err = secretMissing(domain.ExchangeBinance)
+	}
+	if err != nil {
+		return Reply{Response: render(TestOrderResult{}, err)}
+	}
+	return Reply{Response: r.sendTestOrder(h.binance.Mode(), render, func() ([]byte, error) {
+		return h.binance.TestOrder(r.ctx, creds, r.order)
+	})}
+}

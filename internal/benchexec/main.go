@@ -1,0 +1,555 @@
+// Command benchexec measures the execution endpoints (issue #9, "Speed")
+// against the built server: `tradeops serve` runs as a subprocess, so the
+// peak RSS reported is the server's own, on loopback, with a fake Binance
+// in this process and the IBKR simulator. The load generator runs on the
+// same machine.
+//
+//  1. prepare, Binance test-order and IBKR test-order, each at a fixed rate
+//     (default 100 requests/s for 10 s), open loop: p50/p99 latency;
+//  2. prepare at saturation (closed loop, --workers concurrent requests)
+//     for --saturate: requests/s and latency;
+//  3. the server's peak RSS (VmHWM from /proc) at the end.
+//
+// Each phase is paired with a baseline run from this process in the same
+// conditions: the prepare's writes in plain SQL through pgx (lock-or-create
+// a usage row, insert a ~700-byte row into a copy of the event table with
+// its indexes, update the usage row, commit), without HTTP, JSON, risk
+// checks or projections. On a shared machine the absolute figures move with
+// the neighbours' load; the ratio to the baseline is the stable part.
+//
+// The goals: prepare p99 ≤ 10 ms and test-order p99 ≤ 25 ms at 100/s;
+// ≥ 1,500 prepares/s at saturation; peak RSS ≤ 100 MiB.
+//
+// Run it with `make bench`, or `go run ./internal/benchexec -bin
+// bin/tradeops` after `make build` (DATABASE_URL or TEST_DATABASE_URL names
+// the server; a scratch database is created and dropped). Orders are spread
+// over --users operators (model2, 50 accepted orders a day each) so that
+// the accepted path, which writes the daily usage, is what is measured.
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/tradeops/tradeops/adapters/argon2id"
+	"github.com/tradeops/tradeops/adapters/postgres"
+	"github.com/tradeops/tradeops/app"
+	"github.com/tradeops/tradeops/domain"
+	"github.com/tradeops/tradeops/eventstore"
+	"github.com/tradeops/tradeops/internal/fakebinance"
+	"github.com/tradeops/tradeops/internal/testdb"
+)
+
+type options struct {
+	bin            string
+	rate           int
+	each, saturate time.Duration
+	workers, users int
+	keep           bool
+}
+
+func main() {
+	var o options
+	flag.StringVar(&o.bin, "bin", "bin/tradeops", "the tradeops binary to run (make build)")
+	flag.IntVar(&o.rate, "rate", 100, "requests per second in the fixed-rate phases")
+	flag.DurationVar(&o.each, "for", 10*time.Second, "length of each fixed-rate phase")
+	flag.DurationVar(&o.saturate, "saturate", 10*time.Second, "length of the saturation phase")
+	flag.IntVar(&o.workers, "workers", 32, "concurrent requests at saturation")
+	flag.IntVar(&o.users, "users", 400, "operators the orders are spread over")
+	flag.BoolVar(&o.keep, "keep", false, "keep the scratch database and the server log")
+	flag.Parse()
+	if err := run(context.Background(), o); err != nil {
+		fmt.Fprintln(os.Stderr, "benchexec:", err)
+		os.Exit(1)
+	}
+}
+
+// operator is a user the load is spread over.
+type operator struct{ email, token string }
+
+type bench struct {
+	o      options
+	base   string
+	client *http.Client
+	users  []operator
+	next   atomic.Int64
+}
+
+func run(ctx context.Context, o options) error {
+	dbURL, drop, err := testdb.CreateDatabase(ctx, "", "bench_exec", true)
+	if err != nil {
+		return err
+	}
+	if o.keep {
+		fmt.Println("database:", dbURL)
+	} else {
+		defer func() { _ = drop() }()
+	}
+	fake := fakebinance.New(fakebinance.Options{})
+	defer fake.Close()
+
+	server, err := startServer(ctx, o, dbURL, fake.URL())
+	if err != nil {
+		return err
+	}
+	defer server.stop()
+
+	b := &bench{o: o, base: server.base, client: &http.Client{Transport: &http.Transport{
+		MaxIdleConns: 4 * o.workers, MaxIdleConnsPerHost: 4 * o.workers, IdleConnTimeout: time.Minute,
+	}}}
+	if err := b.createUsers(ctx, dbURL, fake); err != nil {
+		return err
+	}
+	fmt.Printf("benchexec: %s serve (pid %d) on %s; fake Binance; IBKR simulator; %d operators; load generator in this process\n",
+		o.bin, server.cmd.Process.Pid, server.base, len(b.users))
+
+	const (
+		prepareBody = `{"exchange":"BINANCE","symbol":"BTCUSDT","side":"BUY","qty":0.01}`
+		binanceBody = `{"symbol":"BTCUSDT","side":"BUY","qty":0.01}`
+		ibkrBody    = `{"symbol":"AAPL","side":"BUY","qty":1}`
+	)
+	// Warm up connections, caches (exchangeInfo, ticker) and the pool.
+	b.atRate(ctx, "/ops/execution/prepare", prepareBody, 200, time.Second)
+	base, err := newBaseline(ctx, dbURL, b)
+	if err != nil {
+		return err
+	}
+	defer base.close()
+
+	fmt.Printf("\n%-32s %8s %7s %s\n", "phase", "requests", "errors", "latency")
+	br := b.paced(ctx, o.rate, o.each, base.tx)
+	fmt.Printf("%-32s %8d %7d %s   (the floor: one durable transaction)\n", fmt.Sprintf("baseline plain SQL %d/s", o.rate), br.n, br.errors, br.percentiles())
+	for _, p := range []struct{ name, path, body, goal string }{
+		{"prepare", "/ops/execution/prepare", prepareBody, "goal p99 ≤ 10 ms"},
+		{"binance test-order (fake)", "/ops/execution/binance/test-order", binanceBody, "goal p99 ≤ 25 ms"},
+		{"ibkr test-order (simulator)", "/ops/execution/ibkr/test-order", ibkrBody, "goal p99 ≤ 25 ms"},
+	} {
+		r := b.atRate(ctx, p.path, p.body, o.rate, o.each)
+		fmt.Printf("%-32s %8d %7d %s   (%s)\n", fmt.Sprintf("%s %d/s", p.name, o.rate), r.n, r.errors, r.percentiles(), p.goal)
+	}
+	r := b.saturate(ctx, b.post("/ops/execution/prepare", prepareBody))
+	fmt.Printf("%-32s %8d %7d %s\n", fmt.Sprintf("prepare saturated, %d workers", o.workers), r.n, r.errors, r.percentiles())
+	bs := b.saturate(ctx, base.tx)
+	fmt.Printf("%-32s %8d %7d %s\n", fmt.Sprintf("baseline saturated, %d workers", o.workers), bs.n, bs.errors, bs.percentiles())
+	fmt.Printf("prepare throughput: %.0f requests/s over %s (goal ≥ 1,500/s); baseline %.0f/s; ratio %.2f\n",
+		r.rate(), r.elapsed.Round(time.Millisecond), bs.rate(), r.rate()/bs.rate())
+	accepted, err := acceptedOrders(ctx, dbURL)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("accepted decisions: %d (the daily usage row written by each)\n", accepted)
+	hwm, err := peakRSS(server.cmd.Process.Pid)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("server peak RSS (VmHWM): %.1f MiB (goal ≤ 100 MiB)\n", float64(hwm)/1024)
+	if o.keep {
+		fmt.Println("server log:", server.logPath)
+	} else {
+		server.removeLog = true
+	}
+	return nil
+}
+
+// server is the tradeops serve subprocess.
+type server struct {
+	cmd     *exec.Cmd
+	base    string
+	logPath string
+	logFile *os.File
+	// removeLog: the run went well and the log is not to be kept.
+	removeLog bool
+}
+
+func startServer(ctx context.Context, o options, dbURL, binanceURL string) (*server, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	logFile, err := os.CreateTemp("", "benchexec-serve-*.log")
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.CommandContext(ctx, o.bin, "serve")
+	cmd.Env = append(os.Environ(),
+		"DATABASE_URL="+dbURL,
+		"SECRET_KEY="+randomKey(),
+		"ENCRYPTION_KEY="+randomKey(),
+		"LISTEN_ADDR="+addr,
+		"BINANCE_TESTNET_BASE_URL="+binanceURL,
+		"IBKR_BRIDGE_BASE_URL=",
+		"LOG_LEVEL=info",
+	)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w (run make build first)", o.bin, err)
+	}
+	s := &server{cmd: cmd, base: "http://" + addr, logPath: logFile.Name(), logFile: logFile}
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		resp, err := http.Get(s.base + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return s, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			s.stop()
+			return nil, fmt.Errorf("the server did not become ready; its log: %s", s.logPath)
+		}
+	}
+}
+
+func (s *server) stop() {
+	_ = s.cmd.Process.Signal(os.Interrupt)
+	done := make(chan struct{})
+	go func() { _ = s.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		_ = s.cmd.Process.Kill()
+	}
+	s.logFile.Close()
+	if s.removeLog {
+		_ = os.Remove(s.logPath)
+	}
+}
+
+func randomKey() string {
+	b := make([]byte, 32)
+	_, _ = rand.Read(b)
+	return base64.StdEncoding.EncodeToString(b)
+}
+
+// createUsers creates the operators directly through the app with a cheap
+// password hash (the benchmark is not about logins), logs each in through
+// the API, and stores a Binance key (registered with the fake) for each.
+func (b *bench) createUsers(ctx context.Context, dbURL string, fake *fakebinance.Server) error {
+	pool, err := pgxpool.New(ctx, dbURL)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	create := app.NewCreateUserHandler(postgres.NewUsers(eventstore.New(pool), 0),
+		argon2id.New(argon2id.Params{MemoryKiB: 64, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32}, 0))
+	ctx = app.WithCaller(ctx, app.Caller{Email: "benchexec", RequestID: "benchexec"})
+	const password = "benchexec password, not a secret"
+	b.users = make([]operator, b.o.users)
+	errs := make(chan error, b.o.users)
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 8)
+	for i := range b.users {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			email := fmt.Sprintf("op%04d@bench.test", i)
+			if _, err := create.Handle(ctx, app.CreateUser{Email: email, Role: "operator", Password: domain.NewSecret(password)}); err != nil {
+				errs <- err
+				return
+			}
+			token, err := b.login(email, password)
+			if err != nil {
+				errs <- err
+				return
+			}
+			key, sec := alnum(64), alnum(64)
+			fake.AddHMACKey(key, sec)
+			status, body, err := b.do(http.MethodPut, "/users/exchange-secrets/BINANCE", token, fmt.Sprintf(`{"api_key":%q,"api_secret":%q}`, key, sec))
+			if err != nil || status != http.StatusOK {
+				errs <- fmt.Errorf("store a key: %d %s %v", status, body, err)
+				return
+			}
+			b.users[i] = operator{email: email, token: token}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	return <-errs
+}
+
+func (b *bench) login(email, password string) (string, error) {
+	resp, err := b.client.PostForm(b.base+"/auth/login", url.Values{"username": {email}, "password": {password}})
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	var out struct {
+		AccessToken string `json:"access_token"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || out.AccessToken == "" {
+		return "", fmt.Errorf("login %s: %d %v", email, resp.StatusCode, err)
+	}
+	return out.AccessToken, nil
+}
+
+// do sends one request and reads the whole answer.
+func (b *bench) do(method, path, token, body string) (int, string, error) {
+	req, err := http.NewRequest(method, b.base+path, strings.NewReader(body))
+	if err != nil {
+		return 0, "", err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := b.client.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(raw), err
+}
+
+// result is one phase's outcome.
+type result struct {
+	n, errors int
+	lat       []time.Duration
+	elapsed   time.Duration
+	firstErr  string
+}
+
+func (r *result) add(d time.Duration, status int, body string, err error) {
+	r.n++
+	r.lat = append(r.lat, d)
+	if err != nil || status != http.StatusOK {
+		r.errors++
+		if r.firstErr == "" {
+			r.firstErr = fmt.Sprintf("%d %s %v", status, strings.TrimSpace(body), err)
+		}
+	}
+}
+
+func (r *result) percentiles() string {
+	if len(r.lat) == 0 {
+		return "-"
+	}
+	slices.Sort(r.lat)
+	p := func(q float64) time.Duration {
+		return r.lat[min(len(r.lat)-1, int(q*float64(len(r.lat))))].Round(10 * time.Microsecond)
+	}
+	s := fmt.Sprintf("p50 %-9s p99 %-9s max %s", p(.5), p(.99), r.lat[len(r.lat)-1].Round(10*time.Microsecond))
+	if r.firstErr != "" {
+		s += "   first error: " + r.firstErr
+	}
+	return s
+}
+
+// user is the next operator, round robin.
+func (b *bench) user() operator {
+	return b.users[int(b.next.Add(1))%len(b.users)]
+}
+
+// request is one timed unit of load: its status and body (for errors).
+type request func() (int, string, error)
+
+// post is a request to path with body, as the next operator.
+func (b *bench) post(path, body string) request {
+	return func() (int, string, error) { return b.do(http.MethodPost, path, b.user().token, body) }
+}
+
+// atRate issues rate requests a second to path for d.
+func (b *bench) atRate(ctx context.Context, path, body string, rate int, d time.Duration) *result {
+	return b.paced(ctx, rate, d, b.post(path, body))
+}
+
+// paced issues rate requests a second for d, each at its scheduled time
+// whatever the previous ones are doing (open loop), so a slow answer does
+// not slow the load down and hide itself.
+func (b *bench) paced(ctx context.Context, rate int, d time.Duration, req request) *result {
+	n := int(d.Seconds() * float64(rate))
+	interval := time.Second / time.Duration(rate)
+	r := &result{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := range n {
+		time.Sleep(time.Until(start.Add(time.Duration(i) * interval)))
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t0 := time.Now()
+			status, raw, err := req()
+			el := time.Since(t0)
+			mu.Lock()
+			r.add(el, status, raw, err)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	r.elapsed = time.Since(start)
+	return r
+}
+
+// saturate keeps o.workers requests in flight for o.saturate.
+func (b *bench) saturate(ctx context.Context, req request) *result {
+	r := &result{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	start := time.Now()
+	deadline := start.Add(b.o.saturate)
+	for range b.o.workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(deadline) && ctx.Err() == nil {
+				t0 := time.Now()
+				status, raw, err := req()
+				el := time.Since(t0)
+				mu.Lock()
+				r.add(el, status, raw, err)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	r.elapsed = time.Since(start)
+	return r
+}
+
+func (r *result) rate() float64 { return float64(r.n) / r.elapsed.Seconds() }
+
+// baseline is the prepare's writes in plain SQL, on scratch copies of the
+// tables (with their indexes) that no projection reads.
+type baseline struct {
+	pool    *pgxpool.Pool
+	users   []string
+	next    atomic.Int64
+	payload []byte
+}
+
+func newBaseline(ctx context.Context, dbURL string, b *bench) (*baseline, error) {
+	cfg, err := pgxpool.ParseConfig(dbURL)
+	if err != nil {
+		return nil, err
+	}
+	cfg.MaxConns = 20 // as the server's pool
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := pool.Exec(ctx, `CREATE TABLE bench_events (LIKE watermill_events INCLUDING ALL);
+		CREATE TABLE bench_usage (LIKE execution_daily_usage INCLUDING ALL)`); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	rows, err := pool.Query(ctx, `SELECT id::text FROM users`)
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	// A prepare event's payload, as stored.
+	var payload string
+	if err := pool.QueryRow(ctx, `SELECT payload::text FROM watermill_events WHERE event_type = 'execution.prepare' LIMIT 1`).Scan(&payload); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return &baseline{pool: pool, users: ids, payload: []byte(payload)}, nil
+}
+
+func (bl *baseline) close() { bl.pool.Close() }
+
+// tx is one baseline transaction, written the way Executions.Decide is:
+// BEGIN; a batch that creates and locks the usage row; the insert; the
+// update; COMMIT.
+func (bl *baseline) tx() (int, string, error) {
+	ctx := context.Background()
+	user := bl.users[int(bl.next.Add(1))%len(bl.users)]
+	err := pgx.BeginFunc(ctx, bl.pool, func(tx pgx.Tx) error {
+		b := &pgx.Batch{}
+		b.Queue(`INSERT INTO bench_usage (user_id, day) VALUES ($1, current_date) ON CONFLICT (user_id, day) DO NOTHING`, user)
+		b.Queue(`SELECT orders, notional::text FROM bench_usage WHERE user_id = $1 AND day = current_date FOR UPDATE`, user)
+		br := tx.SendBatch(ctx, b)
+		var orders int
+		var notional string
+		_, err := br.Exec()
+		if err == nil {
+			err = br.QueryRow().Scan(&orders, &notional)
+		}
+		if cerr := br.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO bench_events (uuid, payload, metadata, transaction_id, stream_id, stream_version, event_type, recorded_at)
+			VALUES (gen_random_uuid()::text, $1, '{}', pg_current_xact_id(), 'execution-' || gen_random_uuid(), 1, 'execution.prepare', now())`, bl.payload); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `UPDATE bench_usage SET orders = $2, notional = $3::numeric + 950 WHERE user_id = $1 AND day = current_date`, user, orders+1, notional)
+		return err
+	})
+	if err != nil {
+		return 0, "", err
+	}
+	return http.StatusOK, "", nil
+}
+
+func acceptedOrders(ctx context.Context, dbURL string) (int, error) {
+	pool, err := pgxpool.New(ctx, dbURL)
+	if err != nil {
+		return 0, err
+	}
+	defer pool.Close()
+	var n int
+	err = pool.QueryRow(ctx, `SELECT coalesce(sum(orders), 0) FROM execution_daily_usage`).Scan(&n)
+	return n, err
+}
+
+// peakRSS reads the process's high-water resident set size in KiB.
+func peakRSS(pid int) (int, error) {
+	f, err := os.Open(filepath.Join("/proc", strconv.Itoa(pid), "status"))
+	if err != nil {
+		return 0, fmt.Errorf("peak RSS: %w (Linux only)", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			return strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(v), " kB"))
+		}
+	}
+	return 0, errors.New("peak RSS: no VmHWM in /proc/<pid>/status")
+}
+
+func alnum(n int) string {
+	const chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	for i := range b {
+		b[i] = chars[int(b[i])%len(chars)]
+	}
+	return string(b)
+}
