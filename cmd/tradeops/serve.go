@@ -63,7 +63,7 @@ func runServe(ctx context.Context, getenv env, io stdio, args []string) error {
 		Classify:          postgres.Classify,
 		TrustProxyHeaders: cfg.TrustProxy,
 		TrustedProxies:    cfg.TrustedProxies,
-	}, identity.routes, auditRoutes(store, identity.auth))
+	}, identity.routes, auditRoutes(store, identity.auth), riskRoutes(store, identity.auth, systemClock{}))
 
 	ln, err := net.Listen("tcp", cfg.ListenAddr)
 	if err != nil {
