@@ -1,11 +1,13 @@
 // Package projections builds tradeops' read models from the event stream:
 // the live Runner, Rebuild by replay into shadow tables with an atomic swap,
-// the audit_log and audit_seal projections, and the seal's Verify.
+// the audit_log, audit_seal and daily_risk_compare projections, and the
+// seal's Verify.
 //
 // Every projection consumes the stream in store order and commits its rows
 // together with its checkpoint — the pair (transaction_id, offset) — in one
 // transaction per batch, so its effects are exactly-once and survive a kill -9
-// at any point. Writes are set-based (COPY), never one statement per event.
+// at any point. Writes are set-based (COPY, or one upsert per table for a
+// batch), never one statement per event.
 package projections
 
 import (
@@ -40,7 +42,7 @@ type Projection interface {
 // one list serve, worker, `projections status|rebuild` and the benchmarks
 // use, so none of them can miss a projection.
 func All() []Projection {
-	return []Projection{AuditLog{}, AuditSeal{}, ExchangeSecretsStatus{}}
+	return []Projection{AuditLog{}, AuditSeal{}, ExchangeSecretsStatus{}, DailyRiskCompare{}}
 }
 
 // Tables names the physical tables a projection writes: the live ones, or

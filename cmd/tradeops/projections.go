@@ -32,6 +32,11 @@ func auditRoutes(store *eventstore.Store, auth *porthttp.Authenticator) porthttp
 	}, auth.RequireUser, auth.RequireAdmin)
 }
 
+// riskRoutes wires the daily risk comparison over its read model.
+func riskRoutes(store *eventstore.Store, auth *porthttp.Authenticator, clock app.Clock) porthttp.Registrar {
+	return porthttp.RiskRoutes(app.NewDailyRiskCompareHandler(projections.NewDailyRiskReader(store.Pool()), clock), auth.RequireAdmin)
+}
+
 const projectionsUsage = `usage:
   tradeops projections status
   tradeops projections rebuild NAME|--all [--batch N]

@@ -120,7 +120,8 @@ func runServe(ctx context.Context, getenv env, io stdio, args []string) error {
 // apiRoutes are the features serve puts behind the API's handler; a test
 // checks that api/openapi.yaml describes every route they register.
 func apiRoutes(store *eventstore.Store, identity *identity, vault *vault, execution porthttp.Registrar) []porthttp.Registrar {
-	return []porthttp.Registrar{identity.routes, auditRoutes(store, identity.auth), vault.routes, execution, porthttp.APIDescriptionRoutes(api.OpenAPI)}
+	return []porthttp.Registrar{identity.routes, auditRoutes(store, identity.auth), vault.routes, execution,
+		riskRoutes(store, identity.auth, systemClock{}), porthttp.APIDescriptionRoutes(api.OpenAPI)}
 }
 
 // shutdownGrace is how long in-flight requests get to finish after SIGTERM.

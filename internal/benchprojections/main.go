@@ -247,7 +247,12 @@ func measureLag(ctx context.Context, pool *pgxpool.Pool, store *eventstore.Store
 		defer tick.Stop()
 		for i := 0; appendCtx.Err() == nil; i++ {
 			<-tick.C
-			b, _ := json.Marshal(map[string]any{"n": i, "symbol": "BTCUSDT", "qty": "0.01"})
+			// A well-formed prepare: every projection, daily_risk_compare too, applies it.
+			b, _ := json.Marshal(domain.ExecutionPrepared{ExecutionID: fmt.Sprint("lag-", i), UserID: eventgen.ActorID(i % 10),
+				Exchange: "BINANCE", Symbol: "BTCUSDT", Side: "BUY", OrderType: "MARKET", Qty: "0.01", ReferencePrice: "60000",
+				Notional: "600", Profile: domain.RiskProfileModel2, Decision: domain.DecisionAccepted, FailedChecks: []string{},
+				Day: domain.UTCDay(time.Now()), Shadow: domain.ShadowDecision{Profile: domain.RiskProfileLoose,
+					Decision: domain.DecisionAccepted, FailedChecks: []string{}}})
 			res, err := store.Append(ctx, fmt.Sprintf("execution-lag-%d", i%50), eventstore.Any,
 				eventstore.Metadata{ActorID: eventgen.ActorID(i % 10)}, eventstore.NewEvent{Type: "execution.prepare", SchemaVersion: 1, Data: b})
 			if err != nil {

@@ -22,7 +22,11 @@ func ActorEmail(k int) string { return fmt.Sprintf("user%d@example.com", k) }
 
 // insertSQL generates $2 events; event i is caused by actor i % $3, in one of
 // 1000 streams of this batch ($1 tags them, so stream versions stay unique),
-// and recorded i ms after a base time.
+// and recorded i ms after a base time. Execution payloads have the domain's
+// shape (the daily_risk_compare projection reads them): even actors are under
+// model2, odd ones under loose, and one prepare in seven is rejected where
+// the shadow profile would have accepted it. Every execution payload holds
+// "BINANCE" (a test order's only as an extra field), which tamper tests edit.
 const insertSQL = `
 INSERT INTO ` + eventstore.Table + ` (uuid, payload, metadata, transaction_id, stream_id, stream_version, event_type, schema_version, recorded_at)
 SELECT g.id, g.payload, json_build_object(
@@ -42,13 +46,24 @@ FROM (
 		CASE i % 4
 			WHEN 0 THEN json_build_object('email', 'user' || k || '@example.com',
 				'user_id', '00000000-0000-4000-8000-' || lpad(k::text, 12, '0'), 'method', 'password')
-			WHEN 1 THEN json_build_object('execution_id', gen_random_uuid(), 'exchange', 'BINANCE', 'symbol', 'BTCUSDT',
-				'side', 'BUY', 'qty', '0.01', 'reference_price', (60000 + i % 1000)::text, 'risk_profile', 'model2', 'decision', 'accepted')
-			WHEN 2 THEN json_build_object('execution_id', gen_random_uuid(), 'exchange', 'BINANCE', 'symbol', 'BTCUSDT',
-				'mode', 'testnet', 'validated', true, 'sent_to_matching_engine', false)
+			WHEN 1 THEN json_build_object('execution_id', gen_random_uuid(),
+				'user_id', '00000000-0000-4000-8000-' || lpad(k::text, 12, '0'), 'exchange', 'BINANCE', 'symbol', 'BTCUSDT',
+				'side', 'BUY', 'order_type', 'MARKET', 'qty', '0.01', 'reference_price', (60000 + i % 1000)::text,
+				'notional', ((60000 + i % 1000) * 0.01)::text, 'profile', profile, 'decision', decision,
+				'failed_checks', CASE decision WHEN 'accepted' THEN '[]'::json ELSE '["RISK_DAILY_ORDER_COUNT"]'::json END,
+				'shadow', json_build_object('profile', CASE profile WHEN 'model2' THEN 'loose' ELSE 'model2' END,
+					'decision', 'accepted', 'failed_checks', '[]'::json),
+				'secret_configured', true, 'day', day)
+			WHEN 2 THEN json_build_object('execution_id', gen_random_uuid(), 'exchange', 'BINANCE',
+				'user_id', '00000000-0000-4000-8000-' || lpad(k::text, 12, '0'), 'symbol', 'BTCUSDT', 'side', 'BUY',
+				'order_type', 'MARKET', 'qty', '0.01', 'mode', 'testnet', 'profile', profile, 'day', day)
 			ELSE json_build_object('exchange', 'BINANCE', 'api_key_hint', '****' || lpad((i % 10000)::text, 4, '0'), 'key_id', 'a1b2c3d4e5f60718')
 		END AS payload
-	FROM (SELECT i, i % $3 AS k FROM generate_series($5::bigint, $5::bigint + $2 - 1) AS i) s
+	FROM (SELECT i, i % $3 AS k,
+			to_char(($4::timestamptz + i * interval '1 millisecond') AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day,
+			CASE i % $3 % 2 WHEN 0 THEN 'model2' ELSE 'loose' END AS profile,
+			CASE WHEN i % 7 = 1 THEN 'rejected' ELSE 'accepted' END AS decision
+		FROM generate_series($5::bigint, $5::bigint + $2 - 1) AS i) s
 ) g`
 
 // Insert generates n events caused by `actors` users, chunk events per

@@ -1,0 +1,77 @@
+package http
+
+import (
+	"net/http"
+
+	"github.com/gorilla/mux"
+
+	"github.com/tradeops/tradeops/app"
+)
+
+// RiskRoutes serves GET /ops/risk/daily-compare?from=&to=, the day-by-day
+// comparison of the risk profiles, for admins.
+func RiskRoutes(h *app.DailyRiskCompareHandler, requireAdmin mux.MiddlewareFunc) Registrar {
+	return func(r *mux.Router) {
+		r.Handle("/ops/risk/daily-compare", requireAdmin(dailyCompare(h))).Methods(http.MethodGet)
+	}
+}
+
+func dailyCompare(h *app.DailyRiskCompareHandler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		v := r.URL.Query()
+		report, err := h.Handle(r.Context(), app.DailyRiskCompare{From: v.Get("from"), To: v.Get("to")})
+		if err != nil {
+			WriteError(w, r, err)
+			return
+		}
+		WriteJSON(w, http.StatusOK, dailyCompareJSON(report))
+	})
+}
+
+type dailyCompareReport struct {
+	From string            `json:"from"`
+	To   string            `json:"to"`
+	Days []dailyCompareDay `json:"days"`
+}
+
+type dailyCompareDay struct {
+	Date               string                         `json:"date"`
+	Profiles           map[string]dailyCompareProfile `json:"profiles"`
+	DivergentDecisions int64                          `json:"divergent_decisions"`
+}
+
+type dailyCompareProfile struct {
+	Prepares          int64            `json:"prepares"`
+	Accepted          int64            `json:"accepted"`
+	Rejected          int64            `json:"rejected"`
+	RejectedByCheck   map[string]int64 `json:"rejected_by_check"`
+	NotionalRequested string           `json:"notional_requested"`
+	NotionalAccepted  string           `json:"notional_accepted"`
+	TestOrders        struct {
+		Binance testOrderCounts `json:"binance"`
+		IBKR    testOrderCounts `json:"ibkr"`
+	} `json:"test_orders"`
+	Divergent int64 `json:"divergent"`
+}
+
+type testOrderCounts struct {
+	OK    int64 `json:"ok"`
+	Error int64 `json:"error"`
+}
+
+func dailyCompareJSON(rep app.DailyRiskReport) dailyCompareReport {
+	out := dailyCompareReport{From: rep.From, To: rep.To, Days: make([]dailyCompareDay, len(rep.Days))}
+	for i, d := range rep.Days {
+		day := dailyCompareDay{Date: d.Date, Profiles: map[string]dailyCompareProfile{}, DivergentDecisions: d.Divergent}
+		for name, c := range d.Profiles {
+			p := dailyCompareProfile{Prepares: c.Prepares, Accepted: c.Accepted, Rejected: c.Rejected,
+				RejectedByCheck: c.RejectedByCheck, NotionalRequested: c.NotionalRequested, NotionalAccepted: c.NotionalAccepted,
+				Divergent: c.Divergent}
+			p.TestOrders.Binance = testOrderCounts{OK: c.BinanceOK, Error: c.BinanceError}
+			p.TestOrders.IBKR = testOrderCounts{OK: c.IBKROK, Error: c.IBKRError}
+			day.Profiles[string(name)] = p
+		}
+		out.Days[i] = day
+	}
+	return out
+}
