@@ -7,12 +7,14 @@ GO ?= go
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 STATICCHECK_VERSION := v0.8.2
 STATICCHECK := bin/staticcheck-$(STATICCHECK_VERSION)
+ACTIONLINT_VERSION := v1.7.12
+ACTIONLINT := bin/actionlint-$(ACTIONLINT_VERSION)
 TEST_TIMEOUT ?= 12m
 FUZZTIME ?= 5s
 # package:target pairs; `go test -fuzz` takes one package and one target at a time
 FUZZ_TARGETS := ./cmd/tradeops:FuzzLoginForm ./cmd/tradeops:FuzzAuditQuery
 
-.PHONY: build run test fuzz bench lint stop-db clean
+.PHONY: build run test fuzz bench lint shellcheck stop-db clean
 
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o bin/tradeops ./cmd/tradeops
@@ -47,8 +49,25 @@ $(STATICCHECK):
 	GOBIN="$(CURDIR)/bin" $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
 	mv bin/staticcheck $@
 
-lint: $(STATICCHECK)
+$(ACTIONLINT):
+	GOBIN="$(CURDIR)/bin" $(GO) install github.com/rhysd/actionlint/cmd/actionlint@$(ACTIONLINT_VERSION)
+	mv bin/actionlint $@
+
+## shellcheck: from PATH; when missing, installed with apt-get if we are root
+## (as scripts/devdb.sh does for PostgreSQL), else the command to run is printed
+shellcheck:
+	@command -v shellcheck >/dev/null || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo "shellcheck is not installed; installing it with apt-get" >&2; \
+			apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq shellcheck >&2; \
+		else \
+			echo "shellcheck is not installed. Run: sudo apt-get install -y shellcheck" >&2; exit 1; \
+		fi; }
+
+lint: $(STATICCHECK) $(ACTIONLINT) shellcheck
 	scripts/check_tracked_sizes.sh
+	shellcheck scripts/*.sh .ci/run
+	$(ACTIONLINT)
 	@unformatted="$$(gofmt -l $$(git ls-files '*.go'))"; \
 	if [ -n "$$unformatted" ]; then echo "gofmt needed:"; echo "$$unformatted"; exit 1; fi
 	$(GO) vet ./...

@@ -74,11 +74,11 @@ func NewReencryptSecretsHandler(values SealedValues, rotations KeyRotations, loc
 }
 
 func (h *ReencryptSecretsHandler) Handle(ctx context.Context, cmd ReencryptSecrets) (ReencryptResult, error) {
-	oldK, err := h.keyring("old_key", cmd.OldKey)
+	oldK, err := h.keyring(domain.DecodeEncryptionKey("old_key", cmd.OldKey))
 	if err != nil {
 		return ReencryptResult{}, err
 	}
-	newK, err := h.keyring("new_key", cmd.NewKey)
+	newK, err := h.keyring(domain.ParseEncryptionKey("new_key", cmd.NewKey))
 	if err != nil {
 		return ReencryptResult{}, err
 	}
@@ -133,8 +133,9 @@ func (r ReencryptResult) withKeyIDs(err error) error {
 	return &c
 }
 
-func (h *ReencryptSecretsHandler) keyring(name string, key domain.Secret) (Keyring, error) {
-	raw, err := domain.ParseEncryptionKey(name, key)
+// keyring builds a keyring from a parsed key: the old key is only decoded
+// (moving off a weak key must stay possible), the new one must be strong.
+func (h *ReencryptSecretsHandler) keyring(raw []byte, err error) (Keyring, error) {
 	if err != nil {
 		return nil, err
 	}

@@ -11,10 +11,26 @@ const EncryptionKeyLength = 32
 
 // ParseEncryptionKey reads an encryption key: 32 bytes in base64, standard
 // or URL-safe, padded or not, that passes the key strength rule (WeakKey).
-// ENCRYPTION_KEY and both keys of a rotation go through it, so a key serve
+// ENCRYPTION_KEY and the new key of a rotation go through it, so a key serve
 // would refuse can never be rotated to. name is what the caller calls it
-// (ENCRYPTION_KEY, old_key, ...); messages never include the value.
+// (ENCRYPTION_KEY, new_key, ...); messages never include the value.
 func ParseEncryptionKey(name string, s Secret) ([]byte, error) {
+	b, err := DecodeEncryptionKey(name, s)
+	if err != nil {
+		return nil, err
+	}
+	if why := WeakKey(b); why != "" {
+		clear(b)
+		return nil, Errorf(KindInvalid, "invalid_key", "%s is too weak: %s; it must be 32 random bytes (e.g. openssl rand -base64 32)", name, why)
+	}
+	return b, nil
+}
+
+// DecodeEncryptionKey checks only the format (32 bytes in base64). It is for
+// the old key of a rotation: a deployment still on a key the strength rule
+// now refuses must be able to rotate away from it, and the old key proves
+// itself anyway by decrypting every value it claims.
+func DecodeEncryptionKey(name string, s Secret) ([]byte, error) {
 	if s.IsZero() {
 		return nil, Errorf(KindInvalid, "missing_field", "%s is not set: it must be 32 random bytes in base64 (e.g. openssl rand -base64 32)", name)
 	}
@@ -24,11 +40,8 @@ func ParseEncryptionKey(name string, s Secret) ([]byte, error) {
 			continue
 		}
 		if len(b) != EncryptionKeyLength {
-			return nil, Errorf(KindInvalid, "invalid_key", "%s must decode to exactly %d bytes, got %d", name, EncryptionKeyLength, len(b))
-		}
-		if why := WeakKey(b); why != "" {
 			clear(b)
-			return nil, Errorf(KindInvalid, "invalid_key", "%s is too weak: %s; it must be 32 random bytes (e.g. openssl rand -base64 32)", name, why)
+			return nil, Errorf(KindInvalid, "invalid_key", "%s must decode to exactly %d bytes, got %d", name, EncryptionKeyLength, len(b))
 		}
 		return b, nil
 	}

@@ -138,3 +138,21 @@ func TestParseEncryptionKey(t *testing.T) {
 		}
 	}
 }
+
+// A deployment still on a key the strength rule refuses must be able to
+// rotate away from it: the old key of a rotation is checked for format only.
+func TestDecodeEncryptionKeyAcceptsAWeakOldKey(t *testing.T) {
+	weak := base64.StdEncoding.EncodeToString(make([]byte, 32))
+	if _, err := domain.ParseEncryptionKey("new_key", domain.NewSecret(weak)); err == nil {
+		t.Fatal("ParseEncryptionKey accepted an all-zero key")
+	}
+	got, err := domain.DecodeEncryptionKey("old_key", domain.NewSecret(weak))
+	if err != nil || len(got) != 32 {
+		t.Fatalf("DecodeEncryptionKey(all-zero) = %d bytes, %v", len(got), err)
+	}
+	for _, bad := range []string{"", "Q0FOQVJZ", "!!CANARY!!"} {
+		if _, err := domain.DecodeEncryptionKey("old_key", domain.NewSecret(bad)); err == nil {
+			t.Errorf("DecodeEncryptionKey(%q) accepted a malformed key", bad)
+		}
+	}
+}

@@ -17,7 +17,7 @@ answers() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
 
 pgbin() {
 	local d
-	for d in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
+	for d in $(printf '%s\n' /usr/lib/postgresql/*/bin | sort -V -r); do
 		[ -x "$d/initdb" ] && { echo "$d"; return 0; }
 	done
 	return 1
@@ -29,7 +29,7 @@ as_owner() { # run a PostgreSQL server binary as a non-root user (initdb refuses
 
 if [ "$dbname" = --stop ]; then
 	if [ -f "$datadir/PG_VERSION" ]; then
-		bin=$(pgbin) && as_owner "$bin/pg_ctl" -D "$datadir" -m fast stop >&2 || true
+		if bin=$(pgbin); then as_owner "$bin/pg_ctl" -D "$datadir" -m fast stop >&2 || true; fi
 	else
 		log "no private cluster under $datadir"
 	fi
