@@ -15,6 +15,9 @@
 #                             (e.g. a testnet key it rejects) passes as "allowed error" (default false)
 #   BINANCE_API_KEY, BINANCE_API_SECRET
 #                             when set (both), stored first with PUT /users/exchange-secrets/BINANCE
+#   AUDIT_WAIT_SECONDS        how long the audit step waits for this run's events to show
+#                             (default 3; the audit log is a projection, normally a fraction of a
+#                             second behind)
 #
 # Steps, one line each (name, OK/FAIL/SKIP, milliseconds, reason), then a summary line:
 #   health   GET /healthz answers 200 with "status":"ok"
@@ -32,7 +35,8 @@
 # Exit codes (the first failing step decides):
 #   0  every required step passed
 #   2  usage or configuration error (BASE_URL, EMAIL/PASSWORD missing, a bad true/false value,
-#      only one of BINANCE_API_KEY/BINANCE_API_SECRET, curl or python3 not installed)
+#      only one of BINANCE_API_KEY/BINANCE_API_SECRET, AUDIT_WAIT_SECONDS not a whole number,
+#      curl or python3 not installed)
 #   3  health    4  login    5  secrets (also REQUIRE_IBKR_SECRET=true with IBKR missing)
 #   6  dry run   7  Binance test order   8  IBKR test order   9  audit
 #
@@ -67,7 +71,9 @@ esac
 
 # JSON handling and form encoding. Secrets reach it through its environment, never argv.
 read -r -d '' PY <<'EOF'
-import datetime, email.utils, json, os, re, sys, time, urllib.parse, uuid
+# Python starts once per step, so modules only some commands need are imported where they
+# are used: on a busy machine every import shows in the step's time.
+import json, os, re, sys, time
 
 def body():
     try:
@@ -96,6 +102,7 @@ def epoch(at):
     m = re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)", str(at))
     if not m:
         return None
+    import datetime
     t = datetime.datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S")
     tz = m.group(3)
     off = 0 if tz == "Z" else (1 if tz[0] == "+" else -1) * (int(tz[1:3]) * 3600 + int(tz[4:6]) * 60)
@@ -103,6 +110,7 @@ def epoch(at):
 
 cmd, args = sys.argv[1], sys.argv[2:]
 if cmd == "form":
+    import urllib.parse
     f = {"username": os.environ.get("EMAIL", ""), "password": os.environ.get("PASSWORD", "")}
     if os.environ.get("OTP"):
         f["otp"] = os.environ["OTP"]
@@ -112,6 +120,7 @@ elif cmd == "binance-secret":
 elif cmd == "init":
     # the interpreter itself (so that later calls skip a version manager's shim) and the
     # run's idempotency keys
+    import uuid
     print(sys.executable, *(uuid.uuid4() for _ in range(int(args[0]))))
 elif cmd == "ms":
     print(int(time.time() * 1000))
@@ -127,6 +136,7 @@ elif cmd == "error":
 elif cmd == "health":
     # the run's start on the server's clock: the Date of its answer (whole seconds, rounded
     # down); the local clock, less 5 s for its skew, when there is none
+    import email.utils
     date = ""
     try:
         for line in open(args[0], encoding="latin-1"):
@@ -207,6 +217,9 @@ if [ -z "${TOKEN:-}" ]; then
 fi
 require_ibkr=$(bool REQUIRE_IBKR_SECRET false) || exit 2
 allow_binance_error=$(bool ALLOW_BINANCE_TEST_ERROR false) || exit 2
+audit_wait=${AUDIT_WAIT_SECONDS:-3}
+[[ $audit_wait =~ ^[0-9]{1,4}$ ]] || die_usage "AUDIT_WAIT_SECONDS must be a whole number of seconds, got '$audit_wait'"
+audit_wait=$((10#$audit_wait))
 if { [ -n "${BINANCE_API_KEY:-}" ] && [ -z "${BINANCE_API_SECRET:-}" ]; } ||
 	{ [ -z "${BINANCE_API_KEY:-}" ] && [ -n "${BINANCE_API_SECRET:-}" ]; }; then
 	die_usage "set both BINANCE_API_KEY and BINANCE_API_SECRET, or neither"
@@ -516,17 +529,29 @@ step_audit() {
 		skip "no event to look for"
 		return
 	fi
-	# The audit log is a projection: a new event shows within a fraction of a second.
-	local missing found delay
-	for delay in 0.1 0.2 0.4 0.8 1.5 0; do
+	# The audit log is a projection: a new event normally shows within a fraction of a
+	# second. Polled with a growing pause (at most 1 s) until AUDIT_WAIT_SECONDS have passed.
+	local missing found delay=0.1 deadline
+	now_ms
+	deadline=$((NOW_MS + audit_wait * 1000))
+	while :; do
 		if ! call GET "/ops/audit/me?limit=100"; then
 			fail "$reason"
 			return
 		fi
 		missing=$(printf '%s' "$resp" | py audit "$run_start" "${want[@]}")
 		found=$?
-		[ "$found" = 0 ] && break
-		[ "$delay" = 0 ] || sleep "$delay"
+		now_ms
+		if [ "$found" = 0 ] || [ "$NOW_MS" -ge "$deadline" ]; then
+			break
+		fi
+		sleep "$delay"
+		case $delay in
+		0.1) delay=0.2 ;;
+		0.2) delay=0.4 ;;
+		0.4) delay=0.8 ;;
+		*) delay=1 ;;
+		esac
 	done
 	if [ "$found" != 0 ]; then
 		fail "missing since the run began: ${missing:-(the answer could not be read)}"

@@ -373,6 +373,25 @@ func TestAuditWaitsForTheProjection(t *testing.T) {
 	wantExit(t, r, 0)
 }
 
+// TestAuditWaitSeconds: a projection further behind than the default wait
+// (3 s) fails the audit step, unless AUDIT_WAIT_SECONDS allows for it.
+func TestAuditWaitSeconds(t *testing.T) {
+	t.Parallel()
+	for wait, code := range map[string]int{"": 9, "30": 0} {
+		t.Run("AUDIT_WAIT_SECONDS="+wait, func(t *testing.T) {
+			t.Parallel()
+			s := okStub()
+			s.auditLag = 12 * time.Second
+			env := login()
+			if wait != "" {
+				env["AUDIT_WAIT_SECONDS"] = wait
+			}
+			r := run(t, s.start(t).URL, env)
+			wantExit(t, r, code)
+		})
+	}
+}
+
 // TestRetryKeepsTheKey: a prepare whose answer is lost is sent once more with
 // the same Idempotency-Key, so the server answers it without deciding again.
 func TestRetryKeepsTheKey(t *testing.T) {
@@ -408,6 +427,7 @@ func TestUsage(t *testing.T) {
 		"no PASSWORD":         {url, map[string]string{"EMAIL": "operator@example.com"}},
 		"bad boolean":         {url, with(login(), "ALLOW_BINANCE_TEST_ERROR", "yes")},
 		"half a Binance pair": {url, with(login(), "BINANCE_API_KEY", canaryKey)},
+		"bad audit wait":      {url, with(login(), "AUDIT_WAIT_SECONDS", "3s")},
 	} {
 		r := run(t, c.url, c.env)
 		if r.code != 2 || !strings.Contains(r.stderr, "smoke_prod.sh: ") {
