@@ -15,14 +15,15 @@
 #                             (e.g. a testnet key it rejects) passes as "allowed error" (default false)
 #   BINANCE_API_KEY, BINANCE_API_SECRET
 #                             when set (both), stored first with PUT /users/exchange-secrets/BINANCE
-#   AUDIT_WAIT_SECONDS        how long the audit step waits for this run's events to show
-#                             (default 3; the audit log is a projection, normally a fraction of a
-#                             second behind)
+#   PROJECTION_WAIT_SECONDS   how long the secrets and audit steps wait for the server's read
+#                             models (projections, normally a fraction of a second behind) to
+#                             show this run's changes (default 3)
 #
 # Steps, one line each (name, OK/FAIL/SKIP, milliseconds, reason), then a summary line:
 #   health   GET /healthz answers 200 with "status":"ok"
 #   login    POST /auth/login (form; otp when OTP is set), or TOKEN checked with GET /users/me
 #   secrets  GET /users/exchange-secrets: BINANCE configured; IBKR configured when required
+#            (a 503 while the status catches up with the stored key is asked again)
 #   dry-run  POST /ops/execution/prepare (0.01 BTCUSDT): a decision, and it is "accepted"
 #   binance  POST /ops/execution/binance/test-order (0.01 BTCUSDT): "status":"success"
 #   ibkr     POST /ops/execution/ibkr/test-order (1 AAPL): "status":"success"; when the IBKR
@@ -35,8 +36,8 @@
 # Exit codes (the first failing step decides):
 #   0  every required step passed
 #   2  usage or configuration error (BASE_URL, EMAIL/PASSWORD missing, a bad true/false value,
-#      only one of BINANCE_API_KEY/BINANCE_API_SECRET, AUDIT_WAIT_SECONDS not a whole number,
-#      curl or python3 not installed)
+#      only one of BINANCE_API_KEY/BINANCE_API_SECRET, PROJECTION_WAIT_SECONDS not a whole
+#      number, curl or python3 not installed)
 #   3  health    4  login    5  secrets (also REQUIRE_IBKR_SECRET=true with IBKR missing)
 #   6  dry run   7  Binance test order   8  IBKR test order   9  audit
 #
@@ -217,9 +218,9 @@ if [ -z "${TOKEN:-}" ]; then
 fi
 require_ibkr=$(bool REQUIRE_IBKR_SECRET false) || exit 2
 allow_binance_error=$(bool ALLOW_BINANCE_TEST_ERROR false) || exit 2
-audit_wait=${AUDIT_WAIT_SECONDS:-3}
-[[ $audit_wait =~ ^[0-9]{1,4}$ ]] || die_usage "AUDIT_WAIT_SECONDS must be a whole number of seconds, got '$audit_wait'"
-audit_wait=$((10#$audit_wait))
+projection_wait=${PROJECTION_WAIT_SECONDS:-3}
+[[ $projection_wait =~ ^[0-9]{1,4}$ ]] || die_usage "PROJECTION_WAIT_SECONDS must be a whole number of seconds, got '$projection_wait'"
+projection_wait=$((10#$projection_wait))
 if { [ -n "${BINANCE_API_KEY:-}" ] && [ -z "${BINANCE_API_SECRET:-}" ]; } ||
 	{ [ -z "${BINANCE_API_KEY:-}" ] && [ -n "${BINANCE_API_SECRET:-}" ]; }; then
 	die_usage "set both BINANCE_API_KEY and BINANCE_API_SECRET, or neither"
@@ -420,10 +421,20 @@ step_secrets() {
 		fi
 		stored=" (stored now)"
 	fi
-	if ! call GET /users/exchange-secrets; then
-		fail "$reason"
-		return
-	fi
+	# The status is a projection. The server waits briefly for it to show a change, then
+	# answers 503 (Retry-After: 1), so a 503 is asked again until PROJECTION_WAIT_SECONDS
+	# have passed.
+	local deadline
+	now_ms
+	deadline=$((NOW_MS + projection_wait * 1000))
+	while ! call GET /users/exchange-secrets; do
+		now_ms
+		if [ "$status" != 503 ] || [ "$NOW_MS" -ge "$deadline" ]; then
+			fail "$reason"
+			return
+		fi
+		sleep 1
+	done
 	local binance
 	IFS=$'\x1f' read -r binance ibkr_secret < <(printf '%s' "$resp" | py secrets)
 	if [ "$binance" != configured ]; then
@@ -530,10 +541,11 @@ step_audit() {
 		return
 	fi
 	# The audit log is a projection: a new event normally shows within a fraction of a
-	# second. Polled with a growing pause (at most 1 s) until AUDIT_WAIT_SECONDS have passed.
+	# second. Polled with a growing pause (at most 1 s) until PROJECTION_WAIT_SECONDS have
+	# passed.
 	local missing found delay=0.1 deadline
 	now_ms
-	deadline=$((NOW_MS + audit_wait * 1000))
+	deadline=$((NOW_MS + projection_wait * 1000))
 	while :; do
 		if ! call GET "/ops/audit/me?limit=100"; then
 			fail "$reason"
