@@ -331,7 +331,7 @@ type smokeRun struct {
 func (d *deployment) smoke(t testing.TB, env map[string]string) smokeRun {
 	t.Helper()
 	cmd := exec.Command(filepath.Join(repoRoot, "scripts", "smoke_prod.sh"))
-	cmd.Env = environ(map[string]string{"BASE_URL": d.base, "AUDIT_WAIT_SECONDS": "30"}, env)
+	cmd.Env = environ(map[string]string{"BASE_URL": d.base, "PROJECTION_WAIT_SECONDS": "30"}, env)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	start := time.Now()

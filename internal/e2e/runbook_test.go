@@ -74,6 +74,11 @@ func TestRunbook(t *testing.T) {
 		// Every log line the server has, for the canary check.
 		"LOG_LEVEL": "debug",
 	})
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("serve and CLI output:\n%s", d.logs.String())
+		}
+	})
 
 	// The runbook's order: migrate, create the accounts with the CLI, start
 	// the API (which binds the risk profiles to existing users).
