@@ -15,11 +15,15 @@
 #                             (e.g. a testnet key it rejects) passes as "allowed error" (default false)
 #   BINANCE_API_KEY, BINANCE_API_SECRET
 #                             when set (both), stored first with PUT /users/exchange-secrets/BINANCE
+#   PROJECTION_WAIT_SECONDS   how long the secrets and audit steps wait for the server's read
+#                             models (projections, normally a fraction of a second behind) to
+#                             show this run's changes (default 3)
 #
 # Steps, one line each (name, OK/FAIL/SKIP, milliseconds, reason), then a summary line:
 #   health   GET /healthz answers 200 with "status":"ok"
 #   login    POST /auth/login (form; otp when OTP is set), or TOKEN checked with GET /users/me
 #   secrets  GET /users/exchange-secrets: BINANCE configured; IBKR configured when required
+#            (a 503 while the status catches up with the stored key is asked again)
 #   dry-run  POST /ops/execution/prepare (0.01 BTCUSDT): a decision, and it is "accepted"
 #   binance  POST /ops/execution/binance/test-order (0.01 BTCUSDT): "status":"success"
 #   ibkr     POST /ops/execution/ibkr/test-order (1 AAPL): "status":"success"; when the IBKR
@@ -32,7 +36,8 @@
 # Exit codes (the first failing step decides):
 #   0  every required step passed
 #   2  usage or configuration error (BASE_URL, EMAIL/PASSWORD missing, a bad true/false value,
-#      only one of BINANCE_API_KEY/BINANCE_API_SECRET, curl or python3 not installed)
+#      only one of BINANCE_API_KEY/BINANCE_API_SECRET, PROJECTION_WAIT_SECONDS not a whole
+#      number, curl or python3 not installed)
 #   3  health    4  login    5  secrets (also REQUIRE_IBKR_SECRET=true with IBKR missing)
 #   6  dry run   7  Binance test order   8  IBKR test order   9  audit
 #
@@ -67,7 +72,9 @@ esac
 
 # JSON handling and form encoding. Secrets reach it through its environment, never argv.
 read -r -d '' PY <<'EOF'
-import datetime, email.utils, json, os, re, sys, time, urllib.parse, uuid
+# Python starts once per step, so modules only some commands need are imported where they
+# are used: on a busy machine every import shows in the step's time.
+import json, os, re, sys, time
 
 def body():
     try:
@@ -96,6 +103,7 @@ def epoch(at):
     m = re.fullmatch(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(\.\d+)?(Z|[+-]\d\d:\d\d)", str(at))
     if not m:
         return None
+    import datetime
     t = datetime.datetime.strptime(m.group(1), "%Y-%m-%dT%H:%M:%S")
     tz = m.group(3)
     off = 0 if tz == "Z" else (1 if tz[0] == "+" else -1) * (int(tz[1:3]) * 3600 + int(tz[4:6]) * 60)
@@ -103,6 +111,7 @@ def epoch(at):
 
 cmd, args = sys.argv[1], sys.argv[2:]
 if cmd == "form":
+    import urllib.parse
     f = {"username": os.environ.get("EMAIL", ""), "password": os.environ.get("PASSWORD", "")}
     if os.environ.get("OTP"):
         f["otp"] = os.environ["OTP"]
@@ -112,6 +121,7 @@ elif cmd == "binance-secret":
 elif cmd == "init":
     # the interpreter itself (so that later calls skip a version manager's shim) and the
     # run's idempotency keys
+    import uuid
     print(sys.executable, *(uuid.uuid4() for _ in range(int(args[0]))))
 elif cmd == "ms":
     print(int(time.time() * 1000))
@@ -127,6 +137,7 @@ elif cmd == "error":
 elif cmd == "health":
     # the run's start on the server's clock: the Date of its answer (whole seconds, rounded
     # down); the local clock, less 5 s for its skew, when there is none
+    import email.utils
     date = ""
     try:
         for line in open(args[0], encoding="latin-1"):
@@ -207,6 +218,9 @@ if [ -z "${TOKEN:-}" ]; then
 fi
 require_ibkr=$(bool REQUIRE_IBKR_SECRET false) || exit 2
 allow_binance_error=$(bool ALLOW_BINANCE_TEST_ERROR false) || exit 2
+projection_wait=${PROJECTION_WAIT_SECONDS:-3}
+[[ $projection_wait =~ ^[0-9]{1,4}$ ]] || die_usage "PROJECTION_WAIT_SECONDS must be a whole number of seconds, got '$projection_wait'"
+projection_wait=$((10#$projection_wait))
 if { [ -n "${BINANCE_API_KEY:-}" ] && [ -z "${BINANCE_API_SECRET:-}" ]; } ||
 	{ [ -z "${BINANCE_API_KEY:-}" ] && [ -n "${BINANCE_API_SECRET:-}" ]; }; then
 	die_usage "set both BINANCE_API_KEY and BINANCE_API_SECRET, or neither"
@@ -407,10 +421,20 @@ step_secrets() {
 		fi
 		stored=" (stored now)"
 	fi
-	if ! call GET /users/exchange-secrets; then
-		fail "$reason"
-		return
-	fi
+	# The status is a projection. The server waits briefly for it to show a change, then
+	# answers 503 (Retry-After: 1), so a 503 is asked again until PROJECTION_WAIT_SECONDS
+	# have passed.
+	local deadline
+	now_ms
+	deadline=$((NOW_MS + projection_wait * 1000))
+	while ! call GET /users/exchange-secrets; do
+		now_ms
+		if [ "$status" != 503 ] || [ "$NOW_MS" -ge "$deadline" ]; then
+			fail "$reason"
+			return
+		fi
+		sleep 1
+	done
 	local binance
 	IFS=$'\x1f' read -r binance ibkr_secret < <(printf '%s' "$resp" | py secrets)
 	if [ "$binance" != configured ]; then
@@ -516,17 +540,30 @@ step_audit() {
 		skip "no event to look for"
 		return
 	fi
-	# The audit log is a projection: a new event shows within a fraction of a second.
-	local missing found delay
-	for delay in 0.1 0.2 0.4 0.8 1.5 0; do
+	# The audit log is a projection: a new event normally shows within a fraction of a
+	# second. Polled with a growing pause (at most 1 s) until PROJECTION_WAIT_SECONDS have
+	# passed.
+	local missing found delay=0.1 deadline
+	now_ms
+	deadline=$((NOW_MS + projection_wait * 1000))
+	while :; do
 		if ! call GET "/ops/audit/me?limit=100"; then
 			fail "$reason"
 			return
 		fi
 		missing=$(printf '%s' "$resp" | py audit "$run_start" "${want[@]}")
 		found=$?
-		[ "$found" = 0 ] && break
-		[ "$delay" = 0 ] || sleep "$delay"
+		now_ms
+		if [ "$found" = 0 ] || [ "$NOW_MS" -ge "$deadline" ]; then
+			break
+		fi
+		sleep "$delay"
+		case $delay in
+		0.1) delay=0.2 ;;
+		0.2) delay=0.4 ;;
+		0.4) delay=0.8 ;;
+		*) delay=1 ;;
+		esac
 	done
 	if [ "$found" != 0 ]; then
 		fail "missing since the run began: ${missing:-(the answer could not be read)}"

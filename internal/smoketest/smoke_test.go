@@ -373,6 +373,51 @@ func TestAuditWaitsForTheProjection(t *testing.T) {
 	wantExit(t, r, 0)
 }
 
+// TestAuditProjectionWait: a projection further behind than the default
+// wait (3 s) fails the audit step, unless PROJECTION_WAIT_SECONDS allows for it.
+func TestAuditProjectionWait(t *testing.T) {
+	t.Parallel()
+	for wait, code := range map[string]int{"": 9, "30": 0} {
+		t.Run("PROJECTION_WAIT_SECONDS="+wait, func(t *testing.T) {
+			t.Parallel()
+			s := okStub()
+			s.auditLag = 12 * time.Second
+			env := login()
+			if wait != "" {
+				env["PROJECTION_WAIT_SECONDS"] = wait
+			}
+			r := run(t, s.start(t).URL, env)
+			wantExit(t, r, code)
+		})
+	}
+}
+
+// TestSecretsStatusCatchingUp: the secrets status answering 503 while it
+// catches up with the key just stored is asked again, within
+// PROJECTION_WAIT_SECONDS.
+func TestSecretsStatusCatchingUp(t *testing.T) {
+	t.Parallel()
+	for wait, code := range map[string]int{"": 0, "0": 5} {
+		t.Run("PROJECTION_WAIT_SECONDS="+wait, func(t *testing.T) {
+			t.Parallel()
+			s := okStub()
+			s.binanceSecret = false
+			s.secretsBehind = 1
+			env := with(login(), "BINANCE_API_KEY", canaryKey, "BINANCE_API_SECRET", canarySecret)
+			if wait != "" {
+				env["PROJECTION_WAIT_SECONDS"] = wait
+			}
+			r := run(t, s.start(t).URL, env)
+			wantExit(t, r, code)
+			if code == 0 {
+				wantStep(t, r, "secrets", "OK", "BINANCE configured (stored now)")
+			} else {
+				wantStep(t, r, "secrets", "FAIL", "HTTP 503 unavailable: the secrets status is still catching up")
+			}
+		})
+	}
+}
+
 // TestRetryKeepsTheKey: a prepare whose answer is lost is sent once more with
 // the same Idempotency-Key, so the server answers it without deciding again.
 func TestRetryKeepsTheKey(t *testing.T) {
@@ -408,6 +453,7 @@ func TestUsage(t *testing.T) {
 		"no PASSWORD":         {url, map[string]string{"EMAIL": "operator@example.com"}},
 		"bad boolean":         {url, with(login(), "ALLOW_BINANCE_TEST_ERROR", "yes")},
 		"half a Binance pair": {url, with(login(), "BINANCE_API_KEY", canaryKey)},
+		"bad projection wait": {url, with(login(), "PROJECTION_WAIT_SECONDS", "3s")},
 	} {
 		r := run(t, c.url, c.env)
 		if r.code != 2 || !strings.Contains(r.stderr, "smoke_prod.sh: ") {

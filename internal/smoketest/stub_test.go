@@ -29,6 +29,7 @@ type stub struct {
 	healthStatus   int
 	skipEvent      string        // an event type never recorded
 	auditLag       time.Duration // how long an event takes to show in the audit log
+	secretsBehind  int           // how many GET /users/exchange-secrets get 503 (status catching up)
 	echoPassword   bool          // a careless server: the login error repeats the password
 	dropFirst      string        // a path whose first request is answered by a dropped connection
 
@@ -232,6 +233,12 @@ func status(configured bool) string {
 func (s *stub) secrets(w http.ResponseWriter, _ *http.Request) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.secretsBehind > 0 {
+		s.secretsBehind--
+		w.Header().Set("Retry-After", "1")
+		apiError(w, http.StatusServiceUnavailable, "unavailable", "the secrets status is still catching up with your latest change; retry shortly")
+		return
+	}
 	binance := map[string]any{"exchange": "BINANCE", "status": status(s.binanceSecret)}
 	if s.binanceSecret {
 		binance["api_key_hint"] = "****abcd"
