@@ -201,7 +201,7 @@ func TestBinanceTestOrderIdempotent(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			time.Sleep(time.Duration(i) * 150 * time.Millisecond)
-			statuses[i], headers[i], _, _ = rawPost(context.Background(), f.base+"/ops/execution/binance/test-order", f.model2, btcOrder,
+			statuses[i], headers[i], _, _ = rawPost(context.Background(), t, f.base+"/ops/execution/binance/test-order", f.model2, btcOrder,
 				http.Header{"Idempotency-Key": {"k3"}})
 		}()
 	}
@@ -222,7 +222,7 @@ func TestTestOrderRecordedWhenTheClientHangsUp(t *testing.T) {
 	f.binance.SetLatency(400 * time.Millisecond)
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
-	if _, _, _, err := rawPost(ctx, f.base+"/ops/execution/binance/test-order", f.model2, btcOrder, nil); err == nil {
+	if _, _, _, err := rawPost(ctx, t, f.base+"/ops/execution/binance/test-order", f.model2, btcOrder, nil); err == nil {
 		t.Fatal("the request finished before the client gave up")
 	}
 	for deadline := time.Now().Add(5 * time.Second); len(f.events(domain.EventBinanceTestOrderOK)) == 0; time.Sleep(20 * time.Millisecond) {

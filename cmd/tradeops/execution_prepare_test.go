@@ -194,7 +194,7 @@ func TestLastDailySlotConcurrently(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			<-start
-			status, _, raw, err := rawPost(context.Background(), f.base+"/ops/execution/prepare", f.model2, order, nil)
+			status, _, raw, err := rawPost(context.Background(), t, f.base+"/ops/execution/prepare", f.model2, order, nil)
 			var body struct {
 				Decision string
 				Checks   []domain.Check

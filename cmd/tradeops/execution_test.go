@@ -14,6 +14,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tradeops/tradeops/internal/apispec"
 	"github.com/tradeops/tradeops/internal/fakebinance"
 	"github.com/tradeops/tradeops/internal/fakeibkr"
 )
@@ -183,8 +184,9 @@ func (r apiResponse) str(key string) string {
 	return s
 }
 
-// rawPost is a goroutine-safe POST for concurrent requests.
-func rawPost(ctx context.Context, url, token, body string, header http.Header) (int, http.Header, string, error) {
+// rawPost is a goroutine-safe POST for concurrent requests; the answer is
+// checked against api/openapi.yaml.
+func rawPost(ctx context.Context, t testing.TB, url, token, body string, header http.Header) (int, http.Header, string, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(body))
 	if err != nil {
 		return 0, nil, "", err
@@ -194,7 +196,7 @@ func rawPost(ctx context.Context, url, token, body string, header http.Header) (
 	for k, v := range header {
 		req.Header[k] = v
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := apispec.Client(t).Do(req)
 	if err != nil {
 		return 0, nil, "", err
 	}

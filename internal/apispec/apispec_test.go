@@ -36,7 +36,7 @@ func TestEveryOperationDeclaresTheSharedStatuses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	errorShapes := []string{"#/components/schemas/Error", "#/components/schemas/AnyError"}
+	errorShapes := []string{"#/components/schemas/Error", "#/components/schemas/AnyError", "#/components/schemas/TestOrderError"}
 	for path, item := range doc.Paths.Map() {
 		for method, op := range item.Operations() {
 			name := method + " " + path

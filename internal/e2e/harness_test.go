@@ -23,6 +23,8 @@ import (
 
 	"github.com/pquerna/otp"
 	"github.com/pquerna/otp/totp"
+
+	"github.com/tradeops/tradeops/internal/apispec"
 )
 
 // Generous bounds: the machines running make test are shared and loaded.
@@ -150,7 +152,7 @@ func (d *deployment) start(t testing.TB, encryptionKey string) {
 			if addr := listeningAddr(own.String()); addr != "" {
 				d.base = "http://" + addr
 			}
-		} else if healthy(d.base) {
+		} else if healthy(t, d.base) {
 			t.Logf("serve healthy at %s in %v", d.base, time.Since(began).Round(time.Millisecond))
 			return
 		}
@@ -173,11 +175,11 @@ func listeningAddr(logs string) string {
 	return ""
 }
 
-func healthy(base string) bool {
+func healthy(t testing.TB, base string) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/healthz", nil)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := apispec.Client(t).Do(req)
 	if err != nil {
 		return false
 	}
@@ -247,7 +249,7 @@ func (d *deployment) call(t testing.TB, method, path, token, body string) reply 
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := apispec.Client(t).Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
 	}
