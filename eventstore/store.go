@@ -237,11 +237,6 @@ type Filter struct {
 	Until      time.Time // recorded_at < Until
 }
 
-// selectColumns aliases the converted transaction id: unaliased, it would be
-// an output column named transaction_id, which ORDER BY transaction_id binds
-// to before the table column — sorting every row instead of walking the index.
-const selectColumns = `"offset", transaction_id::text::bigint AS xid, uuid, stream_id, stream_version, event_type, schema_version, payload::text, metadata::text, recorded_at`
-
 // Read returns up to limit events after `after`, in store order, skipping
 // none: only transactions below the snapshot's xmin are read, so a slower
 // transaction that took a lower offset is never overtaken.
@@ -255,12 +250,33 @@ func (s *Store) ReadIn(ctx context.Context, q Querier, after Position, limit int
 	if limit <= 0 {
 		return nil, errors.New("read: limit must be positive")
 	}
-	sql, args := readSQL(selectColumns, after, limit, f)
+	sql, args := readSQL(eventColumns, after, limit, f)
 	rows, err := q.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read events: %w", err)
 	}
-	return s.collect(rows)
+	return s.collect(rows, limit)
+}
+
+// ReadRange returns up to limit events in (after, upTo], in store order,
+// exactly as stored: no upcaster runs, and Metadata is not decoded (it is
+// left zero; Stored.Metadata holds the stored bytes). Unlike ReadIn it does not stop at the
+// snapshot's xmin, so upTo must be a position read gap-free before (a
+// checkpoint): no transaction in flight can still add an event at or below
+// it. Tamper evidence reads this way (the audit seal's verifier).
+func ReadRange(ctx context.Context, q Querier, after, upTo Position, limit int) ([]Event, error) {
+	rows, err := q.Query(ctx, `SELECT `+eventColumns+` FROM `+Table+`
+		WHERE (transaction_id, "offset") > ($1::text::xid8, $2) AND (transaction_id, "offset") <= ($3::text::xid8, $4)
+		ORDER BY transaction_id, "offset" LIMIT $5`,
+		strconv.FormatUint(after.TransactionID, 10), after.Offset, strconv.FormatUint(upTo.TransactionID, 10), upTo.Offset, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read events: %w", err)
+	}
+	evs, err := collectEvents(rows, limit, true)
+	if err != nil {
+		return nil, fmt.Errorf("read events: %w", err)
+	}
+	return evs, nil
 }
 
 // readSQL is the gap-free keyset read of up to limit events after `after`
@@ -298,44 +314,26 @@ func (s *Store) ReadStream(ctx context.Context, q Querier, stream string, afterV
 	if q == nil {
 		q = s.pool
 	}
-	rows, err := q.Query(ctx, `SELECT `+selectColumns+` FROM `+Table+
+	rows, err := q.Query(ctx, `SELECT `+eventColumns+` FROM `+Table+
 		` WHERE stream_id = $1 AND stream_version > $2 ORDER BY stream_version`, stream, afterVersion)
 	if err != nil {
 		return nil, fmt.Errorf("read stream %s: %w", stream, err)
 	}
-	return s.collect(rows)
+	return s.collect(rows, 64)
 }
 
-func (s *Store) collect(rows pgx.Rows) ([]Event, error) {
-	defer rows.Close()
-	var out []Event
-	for rows.Next() {
-		var e Event
-		var xid int64
-		// payload and metadata are nullable in watermill's table layout; a
-		// NULL (a row from another writer of the topic) must not make the
-		// event unreadable, which would stall every subscriber behind it.
-		// pgx gives each row fresh []byte copies (nil for NULL).
-		var data, md []byte
-		if err := rows.Scan(&e.Offset, &xid, &e.ID, &e.StreamID, &e.StreamVersion, &e.Type, &e.SchemaVersion, &data, &md, &e.RecordedAt); err != nil {
-			return nil, fmt.Errorf("scan event: %w", err)
-		}
-		e.TransactionID = uint64(xid)
-		e.Data = data
-		if md != nil {
-			if err := json.Unmarshal(md, &e.Metadata); err != nil {
-				return nil, fmt.Errorf("event %s metadata: %w", e.ID, err)
+// collect decodes rows (eventColumns, at most limit) and upcasts the events.
+func (s *Store) collect(rows pgx.Rows, limit int) ([]Event, error) {
+	out, err := collectEvents(rows, limit, false)
+	if err != nil {
+		return nil, fmt.Errorf("read events: %w", err)
+	}
+	if len(s.upcasters) > 0 {
+		for i := range out {
+			if err := s.upcast(&out[i]); err != nil {
+				return nil, err
 			}
 		}
-		e.RecordedAt = e.RecordedAt.UTC()
-		e.Stored = Stored{SchemaVersion: e.SchemaVersion, Data: data, Metadata: md}
-		if err := s.upcast(&e); err != nil {
-			return nil, err
-		}
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read events: %w", err)
 	}
 	return out, nil
 }
