@@ -34,6 +34,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"regexp"
 	"runtime/pprof"
 	"slices"
 	"strings"
@@ -57,8 +58,8 @@ import (
 	"github.com/tradeops/tradeops/projections"
 )
 
-// cpuProfile is the -cpuprofile prefix.
-var cpuProfile string
+// cpuProfile is the -cpuprofile prefix, only the -only pattern.
+var cpuProfile, only string
 
 func main() {
 	events := flag.Int("events", 1_000_000, "events in the store")
@@ -68,6 +69,7 @@ func main() {
 	rate := flag.Int("rate", 200, "appends per second for the live lag")
 	keep := flag.Bool("keep", false, "keep the scratch database")
 	flag.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of each read-side case to `PREFIX`.<case>.pprof")
+	flag.StringVar(&only, "only", "", "run only the read-side cases whose names match this `regexp` (besides the scan, and the pipeline when a rebuild runs)")
 	flag.Parse()
 	if err := run(context.Background(), *events, *actors, *requests, *lagFor, *rate, *keep); err != nil {
 		fmt.Fprintln(os.Stderr, "benchprojections:", err)
@@ -130,17 +132,39 @@ func run(ctx context.Context, events, actors, requests int, lagFor time.Duration
 			return err
 		}},
 	}
+	if only != "" {
+		re, err := regexp.Compile(only)
+		if err != nil {
+			return err
+		}
+		rebuilds := false
+		for _, c := range cases {
+			rebuilds = rebuilds || strings.HasPrefix(c.name, "projections rebuild") && re.MatchString(c.name)
+		}
+		var keep []readCase
+		for i, c := range cases {
+			if i == 0 || re.MatchString(c.name) || rebuilds && strings.HasPrefix(c.name, "plain pipeline") {
+				keep = append(keep, c)
+			}
+		}
+		cases = keep
+	}
 	for i := range cases {
 		if err := cases[i].measure(ctx, pool, cpuProfile); err != nil {
 			return fmt.Errorf("%s: %w", cases[i].name, err)
 		}
 	}
-	scan, pipe := cases[0].took, cases[1].took
+	scan, pipe := cases[0].took, time.Duration(0)
+	for _, c := range cases {
+		if strings.HasPrefix(c.name, "plain pipeline") {
+			pipe = c.took
+		}
+	}
 	perSec := func(d time.Duration) float64 { return float64(events) / d.Seconds() }
 	fmt.Printf("read side (%d events)                                     time      events/s  vs scan  vs pipeline\n", events)
 	for _, c := range cases {
 		vsPipe := ""
-		if strings.HasPrefix(c.name, "projections rebuild") {
+		if strings.HasPrefix(c.name, "projections rebuild") && pipe > 0 {
 			vsPipe = fmt.Sprintf("%.2f", pipe.Seconds()/c.took.Seconds())
 		}
 		fmt.Printf("  %-56s %-9s %9.0f  %7.2f  %s\n", c.name, c.took.Round(time.Millisecond), perSec(c.took), scan.Seconds()/c.took.Seconds(), vsPipe)
