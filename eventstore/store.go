@@ -5,13 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
-	wsql "github.com/ThreeDotsLabs/watermill-sql/v4/pkg/sql"
-	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -34,7 +32,6 @@ type Observer interface {
 // Store appends and reads events.
 type Store struct {
 	pool      *pgxpool.Pool
-	schema    SchemaAdapter
 	now       func() time.Time
 	observer  Observer
 	upcasters map[string]Upcaster
@@ -60,7 +57,7 @@ func WithUpcaster(eventType string, u Upcaster) Option {
 
 // New returns a store over pool.
 func New(pool *pgxpool.Pool, opts ...Option) *Store {
-	s := &Store{pool: pool, schema: NewSchemaAdapter(0), now: time.Now, upcasters: map[string]Upcaster{}}
+	s := &Store{pool: pool, now: time.Now, upcasters: map[string]Upcaster{}}
 	for _, o := range opts {
 		o(s)
 	}
@@ -125,8 +122,11 @@ func (s *Store) append(ctx context.Context, q Querier, stream string, expected E
 	if s.observer != nil {
 		defer func() { s.observer.ObserveAppend(time.Since(start), len(events), err) }()
 	}
-	recordedAt := s.now().UTC().Truncate(time.Microsecond).Format(time.RFC3339Nano)
-	msgs := make(message.Messages, len(events))
+	// The column gets the time (binary, no parsing on the server); the
+	// metadata, like every watermill message's, its text.
+	recordedAt := s.now().UTC().Truncate(time.Microsecond)
+	at := recordedAt.Format(time.RFC3339Nano)
+	inserts := make([]insertRow, len(events))
 	res.IDs = make([]string, len(events))
 	for i, e := range events {
 		if e.Type == "" || e.SchemaVersion < 1 || !json.Valid(e.Data) {
@@ -137,15 +137,11 @@ func (s *Store) append(ctx context.Context, q Querier, stream string, expected E
 			id = uuid.Must(uuid.NewV7()).String()
 		}
 		res.IDs[i] = id
-		m := message.NewMessage(id, message.Payload(e.Data))
-		m.Metadata = metadataMap(md, stream, e, expected, recordedAt)
-		msgs[i] = m
+		inserts[i] = insertRow{id: id, payload: e.Data, metadata: appendMetadataJSON(nil, md, stream, e, expected, at),
+			eventType: e.Type, schemaVersion: int32(e.SchemaVersion)}
 	}
-	query, err := s.schema.InsertQuery(wsql.InsertQueryParams{Topic: Topic, Msgs: msgs})
-	if err != nil {
-		return AppendResult{}, fmt.Errorf("append: %w", err)
-	}
-	var versions []int64
+	query := insertQuery(stream, int64(expected), recordedAt, inserts)
+	var rows pgx.Rows
 	if b, ok := q.(batcher); ok && expected == Any {
 		// Any appenders of one stream queue on a transaction-scoped advisory
 		// lock, taken in the same round trip and the same (implicit or
@@ -159,27 +155,41 @@ func (s *Store) append(ctx context.Context, q Querier, stream string, expected E
 		batch.Queue(query.Query, query.Args...)
 		br := b.SendBatch(ctx, batch)
 		if _, err = br.Exec(); err == nil {
-			versions, err = pgx.CollectRows(rowsOf(br.Query()), pgx.RowTo[int64])
+			rows, _ = br.Query() // its error comes back from rows.Err
+			res.Version, err = appendedVersion(rows, len(events))
 		}
 		if cerr := br.Close(); err == nil {
 			err = cerr
 		}
-	} else {
-		var rows pgx.Rows
-		if rows, err = q.Query(ctx, query.Query, query.Args...); err == nil {
-			versions, err = pgx.CollectRows(rows, pgx.RowTo[int64])
-		}
+	} else if rows, err = q.Query(ctx, query.Query, query.Args...); err == nil {
+		res.Version, err = appendedVersion(rows, len(events))
 	}
 	if err != nil {
 		return AppendResult{}, classify(err)
 	}
-	if len(versions) != len(events) {
-		return AppendResult{}, fmt.Errorf("append: %d of %d events inserted", len(versions), len(events))
-	}
-	// RETURNING's row order is not guaranteed; the stream's version after
-	// the append is the highest one inserted.
-	res.Version = slices.Max(versions)
 	return res, nil
+}
+
+// appendedVersion reads the RETURNING stream_version rows of an append of
+// n events: the stream's version after it is the highest (RETURNING's row
+// order is not guaranteed).
+func appendedVersion(rows pgx.Rows, n int) (int64, error) {
+	defer rows.Close()
+	var top, v int64
+	got := 0
+	for rows.Next() {
+		if err := rows.Scan(&v); err != nil {
+			return 0, err
+		}
+		top, got = max(top, v), got+1
+	}
+	if err := rows.Err(); err != nil {
+		return 0, err
+	}
+	if got != n {
+		return 0, fmt.Errorf("%d of %d events inserted", got, n)
+	}
+	return top, nil
 }
 
 // lockStreamSQL serialises Any appends to one stream until the appending
@@ -192,27 +202,55 @@ type batcher interface {
 	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
 }
 
-// rowsOf drops the error of a BatchResults.Query: pgx reports it again from
-// the rows' Err, which CollectRows returns.
-func rowsOf(rows pgx.Rows, _ error) pgx.Rows { return rows }
-
-func metadataMap(md Metadata, stream string, e NewEvent, expected ExpectedVersion, recordedAt string) message.Metadata {
-	m := message.Metadata{
-		mdStreamID:        stream,
-		mdEventType:       e.Type,
-		mdSchemaVersion:   strconv.Itoa(e.SchemaVersion),
-		mdExpectedVersion: strconv.FormatInt(int64(expected), 10),
-		mdRecordedAt:      recordedAt,
+// appendMetadataJSON appends the metadata stored with an event: the
+// watermill message metadata, the bytes json.Marshal gives for the map of
+// md's non-empty fields and the stream keys (keys sorted, strings escaped
+// as encoding/json does), without building the map.
+func appendMetadataJSON(b []byte, md Metadata, stream string, e NewEvent, expected ExpectedVersion, recordedAt string) []byte {
+	b = append(b, '{')
+	sep := false
+	field := func(key, v string) {
+		if sep {
+			b = append(b, ',')
+		}
+		sep = true
+		b = append(b, '"')
+		b = append(b, key...)
+		b = append(b, '"', ':')
+		b = appendMarshaledString(b, v)
 	}
-	for k, v := range map[string]string{
-		"actor_id": md.ActorID, "actor_email": md.ActorEmail, "correlation_id": md.CorrelationID,
-		"causation_id": md.CausationID, "client_ip": md.ClientIP,
-	} {
+	optional := func(key, v string) {
 		if v != "" {
-			m[k] = v
+			field(key, v)
 		}
 	}
-	return m
+	// In key order.
+	optional("actor_email", md.ActorEmail)
+	optional("actor_id", md.ActorID)
+	optional("causation_id", md.CausationID)
+	optional("client_ip", md.ClientIP)
+	optional("correlation_id", md.CorrelationID)
+	field(mdEventType, e.Type)
+	field(mdExpectedVersion, strconv.FormatInt(int64(expected), 10))
+	field(mdRecordedAt, recordedAt)
+	field(mdSchemaVersion, strconv.Itoa(e.SchemaVersion))
+	field(mdStreamID, stream)
+	return append(b, '}')
+}
+
+// appendMarshaledString appends s as json.Marshal encodes it.
+func appendMarshaledString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= utf8.RuneSelf || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			// encoding/json's escaping (HTML-safe, U+2028/9, invalid
+			// UTF-8 as U+FFFD) for the rare value that needs any.
+			enc, _ := json.Marshal(s)
+			return append(b, enc...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 // classify turns the append's constraint violations into ErrConcurrency.
