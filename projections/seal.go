@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/tradeops/tradeops/eventstore"
 )
@@ -180,9 +181,46 @@ func readSeal(ctx context.Context, q eventstore.Querier, after, hi eventstore.Po
 	if err != nil {
 		return nil, fmt.Errorf("read seal: %w", err)
 	}
-	out, err := pgx.CollectRows(rows, scanSealRow)
+	out, err := collectSealRows(rows, limit)
 	if err != nil {
 		return nil, fmt.Errorf("read seal: %w", err)
 	}
 	return out, nil
+}
+
+// collectSealRows reads rows of (transaction_id, offset, event_id, seq,
+// hash) from their raw values when they come in binary, as pgx asks by
+// default (Scan cost about as much as hashing the event); otherwise it
+// scans.
+func collectSealRows(rows pgx.Rows, limit int) ([]sealRow, error) {
+	defer rows.Close()
+	fds := rows.FieldDescriptions()
+	raw := len(fds) == 5
+	for i, oid := range []uint32{pgtype.XID8OID, pgtype.Int8OID, 0, pgtype.Int8OID, pgtype.ByteaOID} {
+		raw = raw && (oid == 0 || fds[i].DataTypeOID == oid && fds[i].Format == pgtype.BinaryFormatCode)
+	}
+	out := make([]sealRow, 0, min(limit, 1024))
+	for rows.Next() {
+		if !raw {
+			s, err := scanSealRow(rows)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, s)
+			continue
+		}
+		v := rows.RawValues()
+		var s sealRow
+		if len(v[0]) != 8 || len(v[1]) != 8 || v[2] == nil || len(v[3]) != 8 {
+			return nil, errors.New("unexpected seal row layout")
+		}
+		s.TransactionID, s.Offset = binary.BigEndian.Uint64(v[0]), int64(binary.BigEndian.Uint64(v[1]))
+		s.EventID, s.Seq = string(v[2]), int64(binary.BigEndian.Uint64(v[3]))
+		if len(v[4]) != len(s.Hash) {
+			return nil, fmt.Errorf("seal at %s: hash of %d bytes", s.Position, len(v[4]))
+		}
+		copy(s.Hash[:], v[4])
+		out = append(out, s)
+	}
+	return out, rows.Err()
 }

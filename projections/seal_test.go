@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/tradeops/tradeops/eventstore"
 )
 
@@ -65,6 +68,27 @@ func TestVerifyAcceptsTheIntactChain(t *testing.T) {
 	env.appendOne(t, "user-x", "x", "auth.logout", map[string]any{})
 	if rep := verify(t, env, nil); rep.Break != nil || rep.Unsealed != 1 {
 		t.Fatalf("unsealed event: %+v", rep)
+	}
+}
+
+// Over the simple protocol results come as text: verify takes the slow
+// paths (Scan instead of raw binary values) and must find the same chain.
+func TestVerifyOverTheSimpleProtocol(t *testing.T) {
+	env, _ := sealedEnv(t)
+	want := verify(t, env, nil)
+	cfg, err := pgxpool.ParseConfig(env.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	got, err := Verify(context.Background(), pool, nil)
+	if err != nil || got.Break != nil || got.Head != want.Head || got.Verified != sealedEvents {
+		t.Fatalf("simple protocol: %+v, %v; want %+v", got, err, want)
 	}
 }
 
