@@ -94,8 +94,10 @@ func TestRebuildUnderLoadEqualsTheLiveReadModel(t *testing.T) {
 
 	var phases, copyIndexes []string
 	var copyIndexesErr error
+	var last RebuildProgress
 	_, err := Rebuild(context.Background(), env.pool, env.store, AuditLog{}, RebuildOptions{BatchSize: 2000,
 		Progress: func(p RebuildProgress) {
+			last = p
 			if len(phases) == 0 || phases[len(phases)-1] != p.Phase {
 				phases = append(phases, p.Phase)
 			}
@@ -120,6 +122,9 @@ func TestRebuildUnderLoadEqualsTheLiveReadModel(t *testing.T) {
 	}
 	if !slices.Equal(phases, []string{"copy", "index", "copy", "swap", "done"}) {
 		t.Errorf("phases %v", phases)
+	}
+	if last.Phase != "done" || last.Total < 30000 || last.Done < last.Total {
+		t.Errorf("last progress %+v: want the stream's size at the start (30000 and what was appended by then) as Total", last)
 	}
 	if copyIndexesErr != nil || !slices.Equal(copyIndexes, []string{"audit_log_pkey_shadow"}) {
 		t.Errorf("the shadow's indexes while copying: %v %v, want its primary key only", copyIndexes, copyIndexesErr)
