@@ -36,7 +36,9 @@ fuzz:
 	done
 
 ## bench: throughput tables (append vs plain INSERT, replay vs plain SELECT,
-## rebuild vs plain SELECT, live lag, audit query latency), identity benchmarks
+## read side vs plain SELECT, rebuild vs a plain read+COPY pipeline into an
+## audit_log twin, client and server CPU, live lag, audit query latency),
+## identity benchmarks
 bench:
 	export DATABASE_URL="$$(scripts/devdb.sh postgres)"; \
 	$(GO) run ./internal/bench; \
