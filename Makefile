@@ -38,9 +38,10 @@ fuzz:
 	done
 
 ## bench: throughput tables (append vs plain INSERT, replay vs plain SELECT,
-## rebuild vs plain SELECT, live lag, audit query latency), identity benchmarks,
-## execution endpoints against the built server (latency at 100/s, prepare
-## at saturation, peak RSS)
+## read side vs plain SELECT, rebuild vs a plain read+COPY pipeline into an
+## audit_log twin, client and server CPU, live lag, audit query latency),
+## identity benchmarks, execution endpoints against the built server (latency
+## at 100/s, prepare at saturation, peak RSS)
 bench: build
 	export DATABASE_URL="$$(scripts/devdb.sh postgres)"; \
 	$(GO) run ./internal/bench; \

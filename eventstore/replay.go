@@ -4,19 +4,13 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
-	"github.com/jackc/pgx/v5/pgtype"
 )
 
 // ReplayOptions select what Replay writes.
@@ -119,119 +113,29 @@ func (s *Store) Replay(ctx context.Context, w io.Writer, opts ReplayOptions) (n 
 	return flush(err)
 }
 
-// replayColumns are read raw: transaction_id as xid8 (no text cast), the
-// JSON columns without conversion.
-const replayColumns = `"offset", transaction_id, uuid, stream_id, stream_version, event_type, schema_version, payload, metadata, recorded_at`
-
 // replayBatch writes up to limit events after *last and advances *last to
 // each event written.
 func (s *Store) replayBatch(ctx context.Context, bw *bufio.Writer, enc *lineEncoder, limit int, f Filter, last *Position) (int64, error) {
-	sql, args := readSQL(replayColumns, *last, limit, f)
+	sql, args := readSQL(eventColumns, *last, limit, f)
 	rows, err := s.pool.Query(ctx, sql, args...)
 	if err != nil {
 		return 0, fmt.Errorf("replay: %w", err)
 	}
-	defer rows.Close()
-	fast := binaryLayout(rows.FieldDescriptions())
-	var r rawRow
 	var got int64
-	for rows.Next() {
-		if fast {
-			err = r.decode(rows.RawValues())
-		} else {
-			err = r.scan(rows)
-		}
+	err = eachRow(rows, func(r *rawRow) error {
+		line, err := enc.row(r)
 		if err != nil {
-			return got, fmt.Errorf("replay: event after %s: %w", *last, err)
-		}
-		line, err := enc.row(&r)
-		if err != nil {
-			return got, err
+			return err
 		}
 		_, _ = bw.Write(line) // a write error sticks; the caller's Flush reports it
 		got++
 		*last = r.pos
-	}
-	if err := rows.Err(); err != nil {
+		return nil
+	})
+	if err != nil {
 		return got, fmt.Errorf("replay: %w", err)
 	}
 	return got, nil
-}
-
-// rawRow is one event as bytes borrowed from the connection's read buffer,
-// valid until the next row.
-type rawRow struct {
-	pos           Position
-	id            []byte
-	stream        []byte
-	version       int64
-	typ           []byte
-	schemaVersion int32
-	data          []byte
-	md            []byte
-	recordedAt    time.Time
-}
-
-// binaryLayout reports whether the result columns come in the formats
-// rawRow.decode reads: binary integers and timestamp (what pgx asks for in
-// its default extended protocol modes). Text-like columns are the same bytes
-// in either format.
-func binaryLayout(fds []pgconn.FieldDescription) bool {
-	if len(fds) != 10 {
-		return false
-	}
-	for _, i := range []int{0, 1, 4, 6, 9} {
-		if fds[i].Format != pgtype.BinaryFormatCode {
-			return false
-		}
-	}
-	want := []uint32{pgtype.Int8OID, pgtype.XID8OID, 0, 0, pgtype.Int8OID, 0, pgtype.Int4OID, 0, 0, pgtype.TimestamptzOID}
-	for i, oid := range want {
-		if oid != 0 && fds[i].DataTypeOID != oid {
-			return false
-		}
-	}
-	return true
-}
-
-// pgEpochMicros is 2000-01-01T00:00:00Z, PostgreSQL's timestamp epoch, in
-// Unix microseconds.
-const pgEpochMicros = 946_684_800_000_000
-
-func (r *rawRow) decode(v [][]byte) error {
-	for _, i := range []int{0, 1, 2, 3, 4, 5, 6, 9} {
-		if v[i] == nil {
-			return fmt.Errorf("column %d is NULL", i)
-		}
-	}
-	if len(v[0]) != 8 || len(v[1]) != 8 || len(v[4]) != 8 || len(v[6]) != 4 || len(v[9]) != 8 {
-		return errors.New("unexpected binary column width")
-	}
-	r.pos.Offset = int64(binary.BigEndian.Uint64(v[0]))
-	r.pos.TransactionID = binary.BigEndian.Uint64(v[1])
-	r.id, r.stream, r.typ = v[2], v[3], v[5]
-	r.version = int64(binary.BigEndian.Uint64(v[4]))
-	r.schemaVersion = int32(binary.BigEndian.Uint32(v[6]))
-	r.data, r.md = v[7], v[8]
-	us := int64(binary.BigEndian.Uint64(v[9]))
-	if us == math.MaxInt64 || us == math.MinInt64 {
-		return errors.New("recorded_at is infinite")
-	}
-	r.recordedAt = time.UnixMicro(us + pgEpochMicros).UTC()
-	return nil
-}
-
-// scan is the slow path for result formats decode does not know.
-func (r *rawRow) scan(rows pgx.Rows) error {
-	var id, stream, typ string
-	var data, md []byte
-	var sv int32
-	if err := rows.Scan(&r.pos.Offset, &r.pos.TransactionID, &id, &stream, &r.version, &typ, &sv, &data, &md, &r.recordedAt); err != nil {
-		return err
-	}
-	r.id, r.stream, r.typ, r.schemaVersion, r.data, r.md = []byte(id), []byte(stream), []byte(typ), sv, data, md
-	r.recordedAt = r.recordedAt.UTC()
-	return nil
 }
 
 // lineEncoder renders events as JSON lines into a reused buffer.
@@ -346,52 +250,8 @@ func appendMetadata(b []byte, m *Metadata) []byte {
 // it: each value is a JSON string token already, copied as is. It reports
 // false for anything unexpected, and the caller decodes properly.
 func appendRawMetadata(b, raw []byte) ([]byte, bool) {
-	var vals [len(metadataKeys)][]byte
-	i := skipSpace(raw, 0)
-	if i >= len(raw) || raw[i] != '{' {
-		return b, false
-	}
-	i = skipSpace(raw, i+1)
-	if i < len(raw) && raw[i] == '}' {
-		i++
-	} else {
-		for {
-			key, j, ok := stringToken(raw, i)
-			if !ok || bytes.IndexByte(key, '\\') >= 0 || !ascii(key) {
-				return b, false // escaped or non-ASCII keys (Unicode case folding): decode properly
-			}
-			j = skipSpace(raw, j)
-			if j >= len(raw) || raw[j] != ':' {
-				return b, false
-			}
-			j = skipSpace(raw, j+1)
-			val, k, ok := stringToken(raw, j)
-			if !ok {
-				return b, false // not a string: decode properly
-			}
-			name := key[1 : len(key)-1]
-			for n, mk := range metadataKeys {
-				if string(name) == mk {
-					vals[n] = val
-				} else if len(name) == len(mk) && strings.EqualFold(string(name), mk) {
-					return b, false // encoding/json matches keys case-insensitively
-				}
-			}
-			k = skipSpace(raw, k)
-			if k >= len(raw) {
-				return b, false
-			}
-			if raw[k] == '}' {
-				i = k + 1
-				break
-			}
-			if raw[k] != ',' {
-				return b, false
-			}
-			i = skipSpace(raw, k+1)
-		}
-	}
-	if skipSpace(raw, i) != len(raw) {
+	vals, ok := metadataTokens(raw)
+	if !ok {
 		return b, false
 	}
 	b = append(b, '{')
@@ -410,6 +270,61 @@ func appendRawMetadata(b, raw []byte) ([]byte, bool) {
 		b = append(b, v...)
 	}
 	return append(b, '}'), true
+}
+
+// metadataTokens finds the values of the Metadata keys in the stored
+// metadata object without decoding it: each is the JSON string token,
+// quotes included, or nil when the key is absent (the last one wins, as in
+// encoding/json). It reports false for anything it does not vouch for —
+// escaped or non-ASCII keys, keys that match a Metadata key only when case
+// is folded, values that are not strings, malformed objects — and the caller
+// decodes with encoding/json instead.
+func metadataTokens(raw []byte) (vals [len(metadataKeys)][]byte, ok bool) {
+	i := skipSpace(raw, 0)
+	if i >= len(raw) || raw[i] != '{' {
+		return vals, false
+	}
+	i = skipSpace(raw, i+1)
+	if i < len(raw) && raw[i] == '}' {
+		i++
+	} else {
+		for {
+			key, j, ok := stringToken(raw, i)
+			if !ok || bytes.IndexByte(key, '\\') >= 0 || !ascii(key) {
+				return vals, false // escaped or non-ASCII keys (Unicode case folding): decode properly
+			}
+			j = skipSpace(raw, j)
+			if j >= len(raw) || raw[j] != ':' {
+				return vals, false
+			}
+			j = skipSpace(raw, j+1)
+			val, k, ok := stringToken(raw, j)
+			if !ok {
+				return vals, false // not a string: decode properly
+			}
+			name := key[1 : len(key)-1]
+			for n, mk := range metadataKeys {
+				if string(name) == mk {
+					vals[n] = val
+				} else if len(name) == len(mk) && strings.EqualFold(string(name), mk) {
+					return vals, false // encoding/json matches keys case-insensitively
+				}
+			}
+			k = skipSpace(raw, k)
+			if k >= len(raw) {
+				return vals, false
+			}
+			if raw[k] == '}' {
+				i = k + 1
+				break
+			}
+			if raw[k] != ',' {
+				return vals, false
+			}
+			i = skipSpace(raw, k+1)
+		}
+	}
+	return vals, skipSpace(raw, i) == len(raw)
 }
 
 func ascii(b []byte) bool {

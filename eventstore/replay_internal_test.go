@@ -87,11 +87,11 @@ func FuzzAppendRawMetadata(f *testing.F) {
 	})
 }
 
-// TestReplayUsesBinaryLayout guards the fast path: with pgx's default query
-// mode the replay query's result formats are the ones rawRow.decode reads.
-func TestReplayUsesBinaryLayout(t *testing.T) {
+// TestReadsUseBinaryLayout guards the fast path: with pgx's default query
+// mode the read query's result formats are the ones rawRow.decode reads.
+func TestReadsUseBinaryLayout(t *testing.T) {
 	pool, _ := testdb.New(t)
-	sql, args := readSQL(replayColumns, Start, 1, Filter{})
+	sql, args := readSQL(eventColumns, Start, 1, Filter{})
 	rows, err := pool.Query(t.Context(), sql, args...)
 	if err != nil {
 		t.Fatal(err)

@@ -129,45 +129,61 @@ func (s SchemaAdapter) InsertQuery(params wsql.InsertQueryParams) (wsql.Query, e
 	if err != nil {
 		return wsql.Query{}, fmt.Errorf("message metadata expected_version: %w", err)
 	}
-	n := len(params.Msgs)
-	ids, payloads, metas, types := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-	versions := make([]int32, n)
+	rows := make([]insertRow, len(params.Msgs))
 	for i, m := range params.Msgs {
 		if m.Metadata.Get(mdStreamID) != stream {
 			return wsql.Query{}, errors.New("one append must target one stream")
 		}
-		if types[i] = m.Metadata.Get(mdEventType); types[i] == "" {
+		r := &rows[i]
+		if r.eventType = m.Metadata.Get(mdEventType); r.eventType == "" {
 			return wsql.Query{}, errors.New("message metadata lacks event_type")
 		}
 		v, err := strconv.ParseInt(m.Metadata.Get(mdSchemaVersion), 10, 32)
 		if err != nil || v < 1 {
 			return wsql.Query{}, fmt.Errorf("message metadata schema_version %q: want a positive integer", m.Metadata.Get(mdSchemaVersion))
 		}
-		versions[i] = int32(v)
-		md, err := json.Marshal(m.Metadata)
-		if err != nil {
+		r.schemaVersion = int32(v)
+		if r.metadata, err = json.Marshal(m.Metadata); err != nil {
 			return wsql.Query{}, fmt.Errorf("marshal metadata: %w", err)
 		}
-		ids[i], payloads[i], metas[i] = m.UUID, string(m.Payload), string(md)
+		r.id, r.payload = m.UUID, m.Payload
 	}
+	return insertQuery(stream, expected, first.Get(mdRecordedAt), rows), nil
+}
+
+// insertRow is one event of an append, as stored.
+type insertRow struct {
+	id            string
+	payload       []byte
+	metadata      []byte
+	eventType     string
+	schemaVersion int32
+}
+
+// insertQuery is the version-checked append of rows to stream (see
+// appendSQL, valuesSQL); recordedAt is a time.Time or its text form.
+func insertQuery(stream string, expected int64, recordedAt any, rows []insertRow) wsql.Query {
+	n := len(rows)
 	if n <= maxValuesBatch {
 		args := make([]any, 0, 3+5*n)
 		sql := valuesSQL[n-1]
 		if expected == int64(NoStream) {
 			sql = newStreamSQL[n-1]
-			args = append(args, stream, first.Get(mdRecordedAt))
+			args = append(args, stream, recordedAt)
 		} else {
-			args = append(args, stream, expected, first.Get(mdRecordedAt))
+			args = append(args, stream, expected, recordedAt)
 		}
-		for i := range n {
-			args = append(args, ids[i], payloads[i], metas[i], types[i], versions[i])
+		for _, r := range rows {
+			args = append(args, r.id, r.payload, r.metadata, r.eventType, r.schemaVersion)
 		}
-		return wsql.Query{Query: sql, Args: args}, nil
+		return wsql.Query{Query: sql, Args: args}
 	}
-	return wsql.Query{
-		Query: appendSQL,
-		Args:  []any{stream, expected, first.Get(mdRecordedAt), ids, payloads, metas, types, versions},
-	}, nil
+	ids, payloads, metas, types := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	versions := make([]int32, n)
+	for i, r := range rows {
+		ids[i], payloads[i], metas[i], types[i], versions[i] = r.id, string(r.payload), string(r.metadata), r.eventType, r.schemaVersion
+	}
+	return wsql.Query{Query: appendSQL, Args: []any{stream, expected, recordedAt, ids, payloads, metas, types, versions}}
 }
 
 // SelectQuery is DefaultPostgreSQLSchema's query with a keyset predicate on

@@ -5,13 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
-	wsql "github.com/ThreeDotsLabs/watermill-sql/v4/pkg/sql"
-	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -34,7 +32,6 @@ type Observer interface {
 // Store appends and reads events.
 type Store struct {
 	pool      *pgxpool.Pool
-	schema    SchemaAdapter
 	now       func() time.Time
 	observer  Observer
 	upcasters map[string]Upcaster
@@ -60,7 +57,7 @@ func WithUpcaster(eventType string, u Upcaster) Option {
 
 // New returns a store over pool.
 func New(pool *pgxpool.Pool, opts ...Option) *Store {
-	s := &Store{pool: pool, schema: NewSchemaAdapter(0), now: time.Now, upcasters: map[string]Upcaster{}}
+	s := &Store{pool: pool, now: time.Now, upcasters: map[string]Upcaster{}}
 	for _, o := range opts {
 		o(s)
 	}
@@ -125,9 +122,12 @@ func (s *Store) append(ctx context.Context, q Querier, stream string, expected E
 	if s.observer != nil {
 		defer func() { s.observer.ObserveAppend(time.Since(start), len(events), err) }()
 	}
-	res.RecordedAt = s.now().UTC().Truncate(time.Microsecond)
-	recordedAt := res.RecordedAt.Format(time.RFC3339Nano)
-	msgs := make(message.Messages, len(events))
+	// The column gets the time (binary, no parsing on the server); the
+	// metadata, like every watermill message's, its text.
+	recordedAt := s.now().UTC().Truncate(time.Microsecond)
+	res.RecordedAt = recordedAt
+	at := recordedAt.Format(time.RFC3339Nano)
+	inserts := make([]insertRow, len(events))
 	res.IDs = make([]string, len(events))
 	for i, e := range events {
 		if e.Type == "" || e.SchemaVersion < 1 || !json.Valid(e.Data) {
@@ -138,15 +138,11 @@ func (s *Store) append(ctx context.Context, q Querier, stream string, expected E
 			id = uuid.Must(uuid.NewV7()).String()
 		}
 		res.IDs[i] = id
-		m := message.NewMessage(id, message.Payload(e.Data))
-		m.Metadata = metadataMap(md, stream, e, expected, recordedAt)
-		msgs[i] = m
+		inserts[i] = insertRow{id: id, payload: e.Data, metadata: appendMetadataJSON(nil, md, stream, e, expected, at),
+			eventType: e.Type, schemaVersion: int32(e.SchemaVersion)}
 	}
-	query, err := s.schema.InsertQuery(wsql.InsertQueryParams{Topic: Topic, Msgs: msgs})
-	if err != nil {
-		return AppendResult{}, fmt.Errorf("append: %w", err)
-	}
-	var versions []int64
+	query := insertQuery(stream, int64(expected), recordedAt, inserts)
+	var rows pgx.Rows
 	if b, ok := q.(batcher); ok && expected == Any {
 		// Any appenders of one stream queue on a transaction-scoped advisory
 		// lock, taken in the same round trip and the same (implicit or
@@ -160,27 +156,41 @@ func (s *Store) append(ctx context.Context, q Querier, stream string, expected E
 		batch.Queue(query.Query, query.Args...)
 		br := b.SendBatch(ctx, batch)
 		if _, err = br.Exec(); err == nil {
-			versions, err = pgx.CollectRows(rowsOf(br.Query()), pgx.RowTo[int64])
+			rows, _ = br.Query() // its error comes back from rows.Err
+			res.Version, err = appendedVersion(rows, len(events))
 		}
 		if cerr := br.Close(); err == nil {
 			err = cerr
 		}
-	} else {
-		var rows pgx.Rows
-		if rows, err = q.Query(ctx, query.Query, query.Args...); err == nil {
-			versions, err = pgx.CollectRows(rows, pgx.RowTo[int64])
-		}
+	} else if rows, err = q.Query(ctx, query.Query, query.Args...); err == nil {
+		res.Version, err = appendedVersion(rows, len(events))
 	}
 	if err != nil {
 		return AppendResult{}, classify(err)
 	}
-	if len(versions) != len(events) {
-		return AppendResult{}, fmt.Errorf("append: %d of %d events inserted", len(versions), len(events))
-	}
-	// RETURNING's row order is not guaranteed; the stream's version after
-	// the append is the highest one inserted.
-	res.Version = slices.Max(versions)
 	return res, nil
+}
+
+// appendedVersion reads the RETURNING stream_version rows of an append of
+// n events: the stream's version after it is the highest (RETURNING's row
+// order is not guaranteed).
+func appendedVersion(rows pgx.Rows, n int) (int64, error) {
+	defer rows.Close()
+	var top, v int64
+	got := 0
+	for rows.Next() {
+		if err := rows.Scan(&v); err != nil {
+			return 0, err
+		}
+		top, got = max(top, v), got+1
+	}
+	if err := rows.Err(); err != nil {
+		return 0, err
+	}
+	if got != n {
+		return 0, fmt.Errorf("%d of %d events inserted", got, n)
+	}
+	return top, nil
 }
 
 // lockStreamSQL serialises Any appends to one stream until the appending
@@ -193,27 +203,55 @@ type batcher interface {
 	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
 }
 
-// rowsOf drops the error of a BatchResults.Query: pgx reports it again from
-// the rows' Err, which CollectRows returns.
-func rowsOf(rows pgx.Rows, _ error) pgx.Rows { return rows }
-
-func metadataMap(md Metadata, stream string, e NewEvent, expected ExpectedVersion, recordedAt string) message.Metadata {
-	m := message.Metadata{
-		mdStreamID:        stream,
-		mdEventType:       e.Type,
-		mdSchemaVersion:   strconv.Itoa(e.SchemaVersion),
-		mdExpectedVersion: strconv.FormatInt(int64(expected), 10),
-		mdRecordedAt:      recordedAt,
+// appendMetadataJSON appends the metadata stored with an event: the
+// watermill message metadata, the bytes json.Marshal gives for the map of
+// md's non-empty fields and the stream keys (keys sorted, strings escaped
+// as encoding/json does), without building the map.
+func appendMetadataJSON(b []byte, md Metadata, stream string, e NewEvent, expected ExpectedVersion, recordedAt string) []byte {
+	b = append(b, '{')
+	sep := false
+	field := func(key, v string) {
+		if sep {
+			b = append(b, ',')
+		}
+		sep = true
+		b = append(b, '"')
+		b = append(b, key...)
+		b = append(b, '"', ':')
+		b = appendMarshaledString(b, v)
 	}
-	for k, v := range map[string]string{
-		"actor_id": md.ActorID, "actor_email": md.ActorEmail, "correlation_id": md.CorrelationID,
-		"causation_id": md.CausationID, "client_ip": md.ClientIP,
-	} {
+	optional := func(key, v string) {
 		if v != "" {
-			m[k] = v
+			field(key, v)
 		}
 	}
-	return m
+	// In key order.
+	optional("actor_email", md.ActorEmail)
+	optional("actor_id", md.ActorID)
+	optional("causation_id", md.CausationID)
+	optional("client_ip", md.ClientIP)
+	optional("correlation_id", md.CorrelationID)
+	field(mdEventType, e.Type)
+	field(mdExpectedVersion, strconv.FormatInt(int64(expected), 10))
+	field(mdRecordedAt, recordedAt)
+	field(mdSchemaVersion, strconv.Itoa(e.SchemaVersion))
+	field(mdStreamID, stream)
+	return append(b, '}')
+}
+
+// appendMarshaledString appends s as json.Marshal encodes it.
+func appendMarshaledString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= utf8.RuneSelf || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			// encoding/json's escaping (HTML-safe, U+2028/9, invalid
+			// UTF-8 as U+FFFD) for the rare value that needs any.
+			enc, _ := json.Marshal(s)
+			return append(b, enc...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 // classify turns the append's constraint violations into ErrConcurrency.
@@ -238,11 +276,6 @@ type Filter struct {
 	Until      time.Time // recorded_at < Until
 }
 
-// selectColumns aliases the converted transaction id: unaliased, it would be
-// an output column named transaction_id, which ORDER BY transaction_id binds
-// to before the table column — sorting every row instead of walking the index.
-const selectColumns = `"offset", transaction_id::text::bigint AS xid, uuid, stream_id, stream_version, event_type, schema_version, payload::text, metadata::text, recorded_at`
-
 // Read returns up to limit events after `after`, in store order, skipping
 // none: only transactions below the snapshot's xmin are read, so a slower
 // transaction that took a lower offset is never overtaken.
@@ -256,12 +289,33 @@ func (s *Store) ReadIn(ctx context.Context, q Querier, after Position, limit int
 	if limit <= 0 {
 		return nil, errors.New("read: limit must be positive")
 	}
-	sql, args := readSQL(selectColumns, after, limit, f)
+	sql, args := readSQL(eventColumns, after, limit, f)
 	rows, err := q.Query(ctx, sql, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read events: %w", err)
 	}
-	return s.collect(rows)
+	return s.collect(rows, limit)
+}
+
+// ReadRange returns up to limit events in (after, upTo], in store order,
+// exactly as stored: no upcaster runs, and Metadata is not decoded (it is
+// left zero; Stored.Metadata holds the stored bytes). Unlike ReadIn it does not stop at the
+// snapshot's xmin, so upTo must be a position read gap-free before (a
+// checkpoint): no transaction in flight can still add an event at or below
+// it. Tamper evidence reads this way (the audit seal's verifier).
+func ReadRange(ctx context.Context, q Querier, after, upTo Position, limit int) ([]Event, error) {
+	rows, err := q.Query(ctx, `SELECT `+eventColumns+` FROM `+Table+`
+		WHERE (transaction_id, "offset") > ($1::text::xid8, $2) AND (transaction_id, "offset") <= ($3::text::xid8, $4)
+		ORDER BY transaction_id, "offset" LIMIT $5`,
+		strconv.FormatUint(after.TransactionID, 10), after.Offset, strconv.FormatUint(upTo.TransactionID, 10), upTo.Offset, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read events: %w", err)
+	}
+	evs, err := collectEvents(rows, limit, true)
+	if err != nil {
+		return nil, fmt.Errorf("read events: %w", err)
+	}
+	return evs, nil
 }
 
 // readSQL is the gap-free keyset read of up to limit events after `after`
@@ -299,44 +353,26 @@ func (s *Store) ReadStream(ctx context.Context, q Querier, stream string, afterV
 	if q == nil {
 		q = s.pool
 	}
-	rows, err := q.Query(ctx, `SELECT `+selectColumns+` FROM `+Table+
+	rows, err := q.Query(ctx, `SELECT `+eventColumns+` FROM `+Table+
 		` WHERE stream_id = $1 AND stream_version > $2 ORDER BY stream_version`, stream, afterVersion)
 	if err != nil {
 		return nil, fmt.Errorf("read stream %s: %w", stream, err)
 	}
-	return s.collect(rows)
+	return s.collect(rows, 64)
 }
 
-func (s *Store) collect(rows pgx.Rows) ([]Event, error) {
-	defer rows.Close()
-	var out []Event
-	for rows.Next() {
-		var e Event
-		var xid int64
-		// payload and metadata are nullable in watermill's table layout; a
-		// NULL (a row from another writer of the topic) must not make the
-		// event unreadable, which would stall every subscriber behind it.
-		// pgx gives each row fresh []byte copies (nil for NULL).
-		var data, md []byte
-		if err := rows.Scan(&e.Offset, &xid, &e.ID, &e.StreamID, &e.StreamVersion, &e.Type, &e.SchemaVersion, &data, &md, &e.RecordedAt); err != nil {
-			return nil, fmt.Errorf("scan event: %w", err)
-		}
-		e.TransactionID = uint64(xid)
-		e.Data = data
-		if md != nil {
-			if err := json.Unmarshal(md, &e.Metadata); err != nil {
-				return nil, fmt.Errorf("event %s metadata: %w", e.ID, err)
+// collect decodes rows (eventColumns, at most limit) and upcasts the events.
+func (s *Store) collect(rows pgx.Rows, limit int) ([]Event, error) {
+	out, err := collectEvents(rows, limit, false)
+	if err != nil {
+		return nil, fmt.Errorf("read events: %w", err)
+	}
+	if len(s.upcasters) > 0 {
+		for i := range out {
+			if err := s.upcast(&out[i]); err != nil {
+				return nil, err
 			}
 		}
-		e.RecordedAt = e.RecordedAt.UTC()
-		e.Stored = Stored{SchemaVersion: e.SchemaVersion, Data: data, Metadata: md}
-		if err := s.upcast(&e); err != nil {
-			return nil, err
-		}
-		out = append(out, e)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read events: %w", err)
 	}
 	return out, nil
 }

@@ -28,25 +28,46 @@ const auditLogTable = "audit_log"
 var auditLogColumns = []string{"transaction_id", "offset", "event_id", "actor_id", "actor_email", "subject_id", "event_type", "recorded_at", "stream_id", "data"}
 
 // Apply copies the batch into the table: one COPY, no per-event statement.
-// The subject is derived from the redacted payload, the bytes the row
-// stores, so that migration 005's SQL, reading those rows, agrees with it.
+// Rows are built as COPY pulls them — redacting a payload overlaps the
+// server's work on the rows already sent — from pointers into the events
+// and reused buffers, so a row costs no allocation of its own. The subject
+// is derived from the redacted payload, the bytes the row stores, so that
+// migration 005's SQL, reading those rows, agrees with it.
 func (AuditLog) Apply(ctx context.Context, tx pgx.Tx, t Tables, events []eventstore.Event) error {
-	rows := make([][]any, len(events))
-	for i, e := range events {
-		data, err := redact(e.Data)
-		if err != nil {
-			return &DataError{EventID: e.ID, Err: fmt.Errorf("payload: %w", err)}
+	var red redactor
+	var data []byte
+	var subject string
+	var dataErr error
+	row := make([]any, len(auditLogColumns))
+	i := 0
+	_, err := tx.CopyFrom(ctx, t.Of(auditLogTable), auditLogColumns, pgx.CopyFromFunc(func() ([]any, error) {
+		if i == len(events) {
+			return nil, nil
 		}
-		rows[i] = []any{e.TransactionID, e.Offset, e.ID, nullIfEmpty(e.Metadata.ActorID), nullIfEmpty(e.Metadata.ActorEmail),
-			nullIfEmpty(domain.EventSubject(e.StreamID, data)), e.Type, e.RecordedAt, e.StreamID, []byte(data)}
+		e := &events[i]
+		i++
+		var err error
+		if data, err = red.redact(e.Data); err != nil {
+			dataErr = &DataError{EventID: e.ID, Err: fmt.Errorf("payload: %w", err)}
+			return nil, dataErr
+		}
+		subject = domain.EventSubject(e.StreamID, data)
+		row[0], row[1], row[2], row[3], row[4] = &e.TransactionID, &e.Offset, &e.ID, nullIfEmpty(&e.Metadata.ActorID), nullIfEmpty(&e.Metadata.ActorEmail)
+		row[5], row[6], row[7], row[8], row[9] = nullIfEmpty(&subject), &e.Type, &e.RecordedAt, &e.StreamID, &data
+		return row, nil
+	}))
+	if dataErr != nil {
+		// The server answers the aborted COPY with its own error; the
+		// event's is the one that counts (it is a poison event).
+		return dataErr
 	}
-	_, err := tx.CopyFrom(ctx, t.Of(auditLogTable), auditLogColumns, pgx.CopyFromRows(rows))
 	return err
 }
 
-func nullIfEmpty(s string) *string {
-	if s == "" {
+// nullIfEmpty is s, or NULL (an untyped nil) when *s is empty.
+func nullIfEmpty(s *string) any {
+	if *s == "" {
 		return nil
 	}
-	return &s
+	return s
 }

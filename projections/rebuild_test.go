@@ -92,11 +92,22 @@ func TestRebuildUnderLoadEqualsTheLiveReadModel(t *testing.T) {
 		}
 	})
 
-	var phases []string
+	var phases, copyIndexes []string
+	var copyIndexesErr error
+	var last RebuildProgress
 	_, err := Rebuild(context.Background(), env.pool, env.store, AuditLog{}, RebuildOptions{BatchSize: 2000,
 		Progress: func(p RebuildProgress) {
+			last = p
 			if len(phases) == 0 || phases[len(phases)-1] != p.Phase {
 				phases = append(phases, p.Phase)
+			}
+			if p.Phase == "copy" && p.Done > 0 && copyIndexes == nil && copyIndexesErr == nil {
+				// Bulk loading: the shadow has its primary key only.
+				rows, err := env.pool.Query(context.Background(), `SELECT indexname FROM pg_indexes WHERE tablename = 'audit_log_shadow'`)
+				if err == nil {
+					copyIndexes, err = pgx.CollectRows(rows, pgx.RowTo[string])
+				}
+				copyIndexesErr = err
 			}
 		}})
 	during := appended.Load()
@@ -111,6 +122,12 @@ func TestRebuildUnderLoadEqualsTheLiveReadModel(t *testing.T) {
 	}
 	if !slices.Equal(phases, []string{"copy", "index", "copy", "swap", "done"}) {
 		t.Errorf("phases %v", phases)
+	}
+	if last.Phase != "done" || last.Total < 30000 || last.Done < last.Total {
+		t.Errorf("last progress %+v: want the stream's size at the start (30000 and what was appended by then) as Total", last)
+	}
+	if copyIndexesErr != nil || !slices.Equal(copyIndexes, []string{"audit_log_pkey_shadow"}) {
+		t.Errorf("the shadow's indexes while copying: %v %v, want its primary key only", copyIndexes, copyIndexesErr)
 	}
 	env.waitCaughtUp(t, ps...)
 	env.assertSameRows(t, "audit_log", "audit_log_ref")

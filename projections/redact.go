@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 )
 
 // Redacted replaces the value of every payload key that looks secret.
@@ -20,48 +21,87 @@ var secretWords = []string{"password", "passwd", "secret", "otp", "token", "seed
 // replaced by "[REDACTED]", at any depth. Events never carry secrets (DESIGN
 // §2); this is defense in depth for the one read model shown to people.
 //
-// It scans the JSON once and copies it, rewriting only secret values (and
-// NUL characters, which jsonb rejects): a rebuild redacts a million payloads,
-// and decoding each into maps cost more than the rest of the rebuild's Go
-// code together.
+// It scans the JSON once without decoding it and copies only when it must
+// rewrite something — a secret value, or an escaped string, which is
+// re-encoded with NUL characters replaced (jsonb rejects them) — so most
+// payloads come back as they are, without a copy: a rebuild redacts a
+// million payloads, and decoding each into maps cost more than the rest of
+// the rebuild's Go code together.
 func redact(data json.RawMessage) (json.RawMessage, error) {
 	if len(data) == 0 {
 		return json.RawMessage("null"), nil
 	}
-	if !mayHoldSecret(data) {
+	var r redactor
+	return r.redact(data)
+}
+
+// redactor redacts payloads one after the other, reusing its buffers: the
+// result of redact is valid until the next call.
+type redactor struct {
+	in   []byte
+	i    int
+	out  []byte // the rewritten payload up to in[done]; empty until the first rewrite
+	done int
+	buf  []byte // out's storage, kept across payloads
+	low  []byte // mayHoldSecret's lower-cased copy, kept across payloads
+	copy bool   // something was rewritten: the result is out
+}
+
+func (r *redactor) redact(data []byte) ([]byte, error) {
+	if len(data) == 0 {
+		return json.RawMessage("null"), nil
+	}
+	if !r.mayHoldSecret(data) {
 		return data, nil
 	}
-	r := redactor{in: data, out: make([]byte, 0, len(data))}
+	r.in, r.i, r.out, r.done, r.copy = data, 0, r.buf[:0], 0, false
 	if err := r.value(); err != nil {
 		return nil, err
 	}
 	if r.skipSpace(); r.i != len(r.in) {
 		return nil, r.errorf("data after the value")
 	}
+	if !r.copy {
+		return data, nil
+	}
+	r.out = append(r.out, r.in[r.done:]...)
+	r.buf = r.out
 	return r.out, nil
 }
 
+// rewrite replaces in[from:to] with with.
+func (r *redactor) rewrite(from, to int, with []byte) {
+	r.out = append(append(r.out, r.in[r.done:from]...), with...)
+	r.done, r.copy = to, true
+}
+
 // mayHoldSecret is the fast path: most payloads contain no secret word at
-// all and are kept byte for byte without scanning. A \u escape could spell
-// a key (or a NUL) in disguise, so it always takes the slow path.
-func mayHoldSecret(data []byte) bool {
-	lower := bytes.ToLower(data)
-	if bytes.Contains(lower, []byte(`\u`)) {
-		return true
+// all and are kept byte for byte without scanning. secretKey joins a key's
+// letters and digits, lower-cased, so the payload's letters and digits,
+// lower-cased and joined, contain every key's joined form: when they hold no
+// secret word, no key does ("pa ss_word" is a password key). An escape could
+// spell a letter or a separator in disguise, and a non-ASCII character could
+// be a separator or lower-case to ASCII (the Kelvin sign): either takes the
+// slow path.
+func (r *redactor) mayHoldSecret(data []byte) bool {
+	low := r.low[:0]
+	for _, c := range data {
+		switch {
+		case c >= utf8.RuneSelf || c == '\\':
+			return true
+		case 'A' <= c && c <= 'Z':
+			low = append(low, c+'a'-'A')
+		case 'a' <= c && c <= 'z', '0' <= c && c <= '9':
+			low = append(low, c)
+		}
 	}
+	r.low = low
 	for _, w := range secretWords {
-		if bytes.Contains(lower, []byte(w)) {
+		if bytes.Contains(low, []byte(w)) {
 			return true
 		}
 	}
 	return false
-}
-
-// redactor copies the JSON value in `in` to `out`, token by token.
-type redactor struct {
-	in  []byte
-	i   int
-	out []byte
 }
 
 func (r *redactor) errorf(format string, args ...any) error {
@@ -88,24 +128,23 @@ func (r *redactor) value() error {
 		_, err := r.str()
 		return err
 	}
-	start := r.i // number, true, false, null: copied as they are
+	start := r.i // number, true, false, null: kept as they are
 	for r.i < len(r.in) && strings.IndexByte(",}] \t\n\r", r.in[r.i]) < 0 {
 		r.i++
 	}
 	if start == r.i {
 		return r.errorf("unexpected %q", r.in[r.i])
 	}
-	r.out = append(r.out, r.in[start:r.i]...)
 	return nil
 }
 
+var redactedValue = []byte(`"` + Redacted + `"`)
+
 func (r *redactor) object() error {
-	r.out = append(r.out, '{')
 	r.i++
 	r.skipSpace()
 	if r.i < len(r.in) && r.in[r.i] == '}' {
 		r.i++
-		r.out = append(r.out, '}')
 		return nil
 	}
 	for {
@@ -122,14 +161,16 @@ func (r *redactor) object() error {
 			return r.errorf("want ':'")
 		}
 		r.i++
-		r.out = append(r.out, ':')
 		r.skipSpace()
 		if secretKey(key) && !r.harmless() {
-			mark := len(r.out)
+			// Scan the value for its end (and validity), then replace it
+			// whole, whatever its own rewrites were.
+			start, mark, done, copied := r.i, len(r.out), r.done, r.copy
 			if err := r.value(); err != nil {
 				return err
 			}
-			r.out = append(r.out[:mark], `"`+Redacted+`"`...)
+			r.out, r.done, r.copy = r.out[:mark], done, copied
+			r.rewrite(start, r.i, redactedValue)
 		} else if err := r.value(); err != nil {
 			return err
 		}
@@ -140,10 +181,8 @@ func (r *redactor) object() error {
 		switch r.in[r.i] {
 		case ',':
 			r.i++
-			r.out = append(r.out, ',')
 		case '}':
 			r.i++
-			r.out = append(r.out, '}')
 			return nil
 		default:
 			return r.errorf("want ',' or '}'")
@@ -163,12 +202,10 @@ func (r *redactor) harmless() bool {
 }
 
 func (r *redactor) array() error {
-	r.out = append(r.out, '[')
 	r.i++
 	r.skipSpace()
 	if r.i < len(r.in) && r.in[r.i] == ']' {
 		r.i++
-		r.out = append(r.out, ']')
 		return nil
 	}
 	for {
@@ -182,10 +219,8 @@ func (r *redactor) array() error {
 		switch r.in[r.i] {
 		case ',':
 			r.i++
-			r.out = append(r.out, ',')
 		case ']':
 			r.i++
-			r.out = append(r.out, ']')
 			return nil
 		default:
 			return r.errorf("want ',' or ']'")
@@ -193,9 +228,10 @@ func (r *redactor) array() error {
 	}
 }
 
-// str copies the string token at r.i, with every \u0000 escape replaced by
-// \ufffd, and returns its decoded value.
-func (r *redactor) str() (string, error) {
+// str scans the string token at r.i and returns its decoded value (the
+// token's own bytes when it has no escapes). An escaped token is rewritten
+// re-encoded, with every NUL replaced by U+FFFD.
+func (r *redactor) str() ([]byte, error) {
 	start := r.i
 	r.i++
 	escaped := false
@@ -207,31 +243,78 @@ func (r *redactor) str() (string, error) {
 		r.i++
 	}
 	if r.i >= len(r.in) {
-		return "", r.errorf("unterminated string")
+		return nil, r.errorf("unterminated string")
 	}
 	r.i++
 	tok := r.in[start:r.i]
 	if !escaped {
-		r.out = append(r.out, tok...)
-		return string(tok[1 : len(tok)-1]), nil
+		return tok[1 : len(tok)-1], nil
 	}
 	var s string
 	if err := json.Unmarshal(tok, &s); err != nil {
-		return "", r.errorf("bad string: %v", err)
+		return nil, r.errorf("bad string: %v", err)
 	}
 	s = strings.ReplaceAll(s, "\x00", "\uFFFD")
 	enc, err := json.Marshal(s)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	r.out = append(r.out, enc...)
-	return s, nil
+	r.rewrite(start, r.i, enc)
+	return []byte(s), nil
 }
 
 // secretKey reports whether a key names a secret. Identifiers and hints of
 // secrets ("key_id", "api_key_hint", "old_key_id") are public by design.
-func secretKey(k string) bool {
-	words := splitWords(k)
+//
+// The key is split into words, lower-cased, at punctuation and camelCase
+// boundaries ("apiKeyHint" and "api_key_hint" both give [api key hint]); it
+// is secret when the words joined contain a secret word, unless the last of
+// several words is "id", "ids" or "hint". ASCII keys are checked without
+// allocating; others go through splitWords.
+func secretKey(k []byte) bool {
+	var stack [64]byte
+	joined := stack[:0] // the words, lower-cased, without separators
+	words, last, cur := 0, 0, 0
+	var prev byte
+	for _, c := range k {
+		if c >= utf8.RuneSelf {
+			return secretWordsKey(splitWords(string(k)))
+		}
+		lower, upper, digit := 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9'
+		prevLowerOrDigit := ('a' <= prev && prev <= 'z') || ('0' <= prev && prev <= '9')
+		prev = c
+		switch {
+		case !lower && !upper && !digit:
+			cur = 0 // a separator ends the word
+			continue
+		case upper && prevLowerOrDigit:
+			cur = 0 // camelCase: a new word
+		}
+		if cur == 0 {
+			words, last = words+1, len(joined)
+		}
+		if upper {
+			c += 'a' - 'A'
+		}
+		joined = append(joined, c)
+		cur++
+	}
+	if words > 1 {
+		switch string(joined[last:]) {
+		case "id", "ids", "hint":
+			return false
+		}
+	}
+	for _, w := range secretWords {
+		if bytes.Contains(joined, []byte(w)) {
+			return true
+		}
+	}
+	return false
+}
+
+// secretWordsKey is secretKey's rule over words already split.
+func secretWordsKey(words []string) bool {
 	if n := len(words); n > 1 {
 		switch words[n-1] {
 		case "id", "ids", "hint":

@@ -43,6 +43,17 @@ func TestRedactHidesEverySecretAndKeepsTheRest(t *testing.T) {
 	}
 }
 
+// A key is split into words at punctuation, so a secret word can be spread
+// over several parts of it; the fast path must not miss it.
+func TestRedactFindsSecretWordsAcrossSeparators(t *testing.T) {
+	for _, in := range []string{`{"pa   ssword":"x"}`, `{"to-ken":"x"}`, `{"api.K_e_Y":"x"}`, `{"a":{"Se Ed":"x"}}`} {
+		out, err := redact(json.RawMessage(in))
+		if err != nil || !strings.Contains(string(out), Redacted) {
+			t.Errorf("redact(%s) = %s, %v", in, out, err)
+		}
+	}
+}
+
 func TestRedactKeepsPlainPayloadsByteForByte(t *testing.T) {
 	in := json.RawMessage(`{"symbol":"BTCUSDT",  "qty":"0.01","price":1e3}`)
 	out, err := redact(in)
@@ -81,7 +92,7 @@ func redactReference(data []byte) (any, error) {
 			for k, x := range v {
 				k = strings.ReplaceAll(k, "\x00", "\uFFFD")
 				switch {
-				case !secretKey(k):
+				case !secretKey([]byte(k)):
 					out[k] = walk(x)
 				case x == nil:
 					out[k] = nil
@@ -133,6 +144,20 @@ func FuzzRedactAgreesWithTheReference(f *testing.F) {
 		}
 		if g := decodeNumbers(t, got); !reflect.DeepEqual(g, want) {
 			t.Fatalf("redact(%q) = %s, want %v", data, got, want)
+		}
+	})
+}
+
+// secretKey's allocation-free ASCII path agrees with the word splitting
+// it replaces.
+func FuzzSecretKeyAgreesWithSplitWords(f *testing.F) {
+	for _, s := range []string{"api_key", "apiKeyHint", "old_key_id", "totpSeed", "X2Key", "KEYID", "key__id", "_id", "a.b-c d",
+		"SessionTOKEN", "passwd2", "ids", "keyIds", "hint", "K\u212aey", "ID", "userID", "Key9id"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, k string) {
+		if got, want := secretKey([]byte(k)), secretWordsKey(splitWords(k)); got != want {
+			t.Fatalf("secretKey(%q) = %v, splitWords says %v (%q)", k, got, want, splitWords(k))
 		}
 	})
 }

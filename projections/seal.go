@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/tradeops/tradeops/eventstore"
 )
@@ -46,42 +47,31 @@ var sealColumns = []string{"transaction_id", "offset", "event_id", "seq", "hash"
 
 // Apply seals the batch, continuing the chain from the table's last link.
 // It hashes each event's stored form (Event.Stored), not its upcast payload.
+// The links go to COPY as they are computed, so hashing overlaps the
+// server's work on the rows already sent.
 func (AuditSeal) Apply(ctx context.Context, tx pgx.Tx, t Tables, events []eventstore.Event) error {
 	tip, err := readSealTip(ctx, tx, t)
 	if err != nil {
 		return err
 	}
 	c := newChain(tip)
-	rows := make([][]any, len(events))
-	for i, e := range events {
-		h := c.add(rawOf(e))
-		rows[i] = []any{e.TransactionID, e.Offset, e.ID, c.count, h[:]}
-	}
-	_, err = tx.CopyFrom(ctx, t.Of(sealTable), sealColumns, pgx.CopyFromRows(rows))
+	row := make([]any, len(sealColumns))
+	i := 0
+	_, err = tx.CopyFrom(ctx, t.Of(sealTable), sealColumns, pgx.CopyFromFunc(func() ([]any, error) {
+		if i == len(events) {
+			return nil, nil
+		}
+		e := &events[i]
+		i++
+		h := c.add(e)
+		row[0], row[1], row[2], row[3], row[4] = e.TransactionID, e.Offset, e.ID, c.count, h[:]
+		return row, nil
+	}))
 	return err
 }
 
 // Hash is a link of the chain.
 type Hash [sha256.Size]byte
-
-// rawEvent is an event exactly as stored.
-type rawEvent struct {
-	eventstore.Position
-	ID            string
-	StreamID      string
-	StreamVersion int64
-	Type          string
-	SchemaVersion int32
-	RecordedAt    time.Time
-	Metadata      []byte // nil when NULL
-	Payload       []byte // nil when NULL
-}
-
-// rawOf is e as stored.
-func rawOf(e eventstore.Event) rawEvent {
-	return rawEvent{Position: e.Position, ID: e.ID, StreamID: e.StreamID, StreamVersion: e.StreamVersion, Type: e.Type,
-		SchemaVersion: int32(e.Stored.SchemaVersion), RecordedAt: e.RecordedAt, Metadata: e.Stored.Metadata, Payload: e.Stored.Data}
-}
 
 // chain computes links; it reuses its buffers, so sealing costs no
 // allocation per event.
@@ -97,7 +87,7 @@ func newChain(tip sealRow) *chain {
 }
 
 // add links e to the chain and returns its hash.
-func (c *chain) add(e rawEvent) Hash {
+func (c *chain) add(e *eventstore.Event) Hash {
 	c.buf = canonical(c.buf[:0], e)
 	c.h.Reset()
 	c.h.Write(c.prev[:])
@@ -107,19 +97,24 @@ func (c *chain) add(e rawEvent) Hash {
 	return c.prev
 }
 
-// canonical appends the deterministic encoding of e: the format tag, then
-// every field in a fixed order, strings and bytes length-prefixed, numbers
-// fixed-width big-endian, so two different events never encode alike.
-func canonical(b []byte, e rawEvent) []byte {
-	b = appendBytes(b, []byte(sealFormat))
-	b = appendBytes(b, []byte(e.ID))
-	b = appendBytes(b, []byte(e.StreamID))
+// canonical appends the deterministic encoding of e as stored: the format
+// tag, then every field in a fixed order, strings and bytes length-prefixed,
+// numbers fixed-width big-endian, so two different events never encode
+// alike. It covers e.Stored (the schema version, metadata and payload before
+// any upcasting), never the upcast Data.
+func canonical(b []byte, e *eventstore.Event) []byte {
+	b = appendBytes(b, sealFormat)
+	b = appendBytes(b, e.ID)
+	b = appendBytes(b, e.StreamID)
 	b = binary.BigEndian.AppendUint64(b, uint64(e.StreamVersion))
-	b = appendBytes(b, []byte(e.Type))
-	b = binary.BigEndian.AppendUint32(b, uint32(e.SchemaVersion))
-	b = appendBytes(b, []byte(e.RecordedAt.UTC().Format(time.RFC3339Nano)))
-	b = appendBytes(b, e.Metadata)
-	b = appendBytes(b, e.Payload)
+	b = appendBytes(b, e.Type)
+	b = binary.BigEndian.AppendUint32(b, uint32(int32(e.Stored.SchemaVersion)))
+	// The time, length-prefixed, formatted in place.
+	at := len(b)
+	b = e.RecordedAt.UTC().AppendFormat(binary.BigEndian.AppendUint32(b, 0), time.RFC3339Nano)
+	binary.BigEndian.PutUint32(b[at:], uint32(len(b)-at-4))
+	b = appendNullable(b, e.Stored.Metadata)
+	b = appendNullable(b, e.Stored.Data)
 	b = binary.BigEndian.AppendUint64(b, e.TransactionID)
 	return binary.BigEndian.AppendUint64(b, uint64(e.Offset))
 }
@@ -127,36 +122,17 @@ func canonical(b []byte, e rawEvent) []byte {
 // nullLength marks a NULL column, distinct from an empty one.
 const nullLength = ^uint32(0)
 
-func appendBytes(b, v []byte) []byte {
+// appendNullable appends v length-prefixed, or the NULL marker for nil.
+func appendNullable(b, v []byte) []byte {
 	if v == nil {
 		return binary.BigEndian.AppendUint32(b, nullLength)
 	}
-	b = binary.BigEndian.AppendUint32(b, uint32(len(v)))
-	return append(b, v...)
+	return appendBytes(b, v)
 }
 
-const rawColumns = `transaction_id, "offset", uuid, stream_id, stream_version, event_type, schema_version, recorded_at, metadata::text, payload::text`
-
-// readRaw reads up to limit events after lo up to hi, in store order. The
-// verifier bounds hi by a position that was already read gap-free (the
-// seal's checkpoint), so no in-flight transaction can still add a row below it.
-func readRaw(ctx context.Context, q eventstore.Querier, lo, hi eventstore.Position, limit int) ([]rawEvent, error) {
-	rows, err := q.Query(ctx, `SELECT `+rawColumns+` FROM `+eventstore.Table+`
-		WHERE (transaction_id, "offset") > ($1::xid8, $2) AND (transaction_id, "offset") <= ($3::xid8, $4)
-		ORDER BY transaction_id, "offset" LIMIT $5`, lo.TransactionID, lo.Offset, hi.TransactionID, hi.Offset, limit)
-	if err != nil {
-		return nil, fmt.Errorf("read raw events: %w", err)
-	}
-	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (rawEvent, error) {
-		var e rawEvent
-		err := row.Scan(&e.TransactionID, &e.Offset, &e.ID, &e.StreamID, &e.StreamVersion, &e.Type, &e.SchemaVersion,
-			&e.RecordedAt, &e.Metadata, &e.Payload)
-		return e, err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("read raw events: %w", err)
-	}
-	return out, nil
+func appendBytes[T ~string | ~[]byte](b []byte, v T) []byte {
+	b = binary.BigEndian.AppendUint32(b, uint32(len(v)))
+	return append(b, v...)
 }
 
 // sealRow is one stored link.
@@ -205,9 +181,46 @@ func readSeal(ctx context.Context, q eventstore.Querier, after, hi eventstore.Po
 	if err != nil {
 		return nil, fmt.Errorf("read seal: %w", err)
 	}
-	out, err := pgx.CollectRows(rows, scanSealRow)
+	out, err := collectSealRows(rows, limit)
 	if err != nil {
 		return nil, fmt.Errorf("read seal: %w", err)
 	}
 	return out, nil
+}
+
+// collectSealRows reads rows of (transaction_id, offset, event_id, seq,
+// hash) from their raw values when they come in binary, as pgx asks by
+// default (Scan cost about as much as hashing the event); otherwise it
+// scans.
+func collectSealRows(rows pgx.Rows, limit int) ([]sealRow, error) {
+	defer rows.Close()
+	fds := rows.FieldDescriptions()
+	raw := len(fds) == 5
+	for i, oid := range []uint32{pgtype.XID8OID, pgtype.Int8OID, 0, pgtype.Int8OID, pgtype.ByteaOID} {
+		raw = raw && (oid == 0 || fds[i].DataTypeOID == oid && fds[i].Format == pgtype.BinaryFormatCode)
+	}
+	out := make([]sealRow, 0, min(limit, 1024))
+	for rows.Next() {
+		if !raw {
+			s, err := scanSealRow(rows)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, s)
+			continue
+		}
+		v := rows.RawValues()
+		var s sealRow
+		if len(v[0]) != 8 || len(v[1]) != 8 || v[2] == nil || len(v[3]) != 8 {
+			return nil, errors.New("unexpected seal row layout")
+		}
+		s.TransactionID, s.Offset = binary.BigEndian.Uint64(v[0]), int64(binary.BigEndian.Uint64(v[1]))
+		s.EventID, s.Seq = string(v[2]), int64(binary.BigEndian.Uint64(v[3]))
+		if len(v[4]) != len(s.Hash) {
+			return nil, fmt.Errorf("seal at %s: hash of %d bytes", s.Position, len(v[4]))
+		}
+		copy(s.Hash[:], v[4])
+		out = append(out, s)
+	}
+	return out, rows.Err()
 }

@@ -8,6 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/tradeops/tradeops/eventstore"
 )
 
@@ -65,6 +68,27 @@ func TestVerifyAcceptsTheIntactChain(t *testing.T) {
 	env.appendOne(t, "user-x", "x", "auth.logout", map[string]any{})
 	if rep := verify(t, env, nil); rep.Break != nil || rep.Unsealed != 1 {
 		t.Fatalf("unsealed event: %+v", rep)
+	}
+}
+
+// Over the simple protocol results come as text: verify takes the slow
+// paths (Scan instead of raw binary values) and must find the same chain.
+func TestVerifyOverTheSimpleProtocol(t *testing.T) {
+	env, _ := sealedEnv(t)
+	want := verify(t, env, nil)
+	cfg, err := pgxpool.ParseConfig(env.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.ConnConfig.DefaultQueryExecMode = pgx.QueryExecModeSimpleProtocol
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	got, err := Verify(context.Background(), pool, nil)
+	if err != nil || got.Break != nil || got.Head != want.Head || got.Verified != sealedEvents {
+		t.Fatalf("simple protocol: %+v, %v; want %+v", got, err, want)
 	}
 }
 
@@ -202,21 +226,22 @@ func TestVerifyAgainstAnExportedHead(t *testing.T) {
 // would stop verifying. A deliberate change bumps sealFormat and the
 // projection's version, and re-seals with --reseal.
 func TestCanonicalEncodingIsStable(t *testing.T) {
-	e := rawEvent{
+	e := eventstore.Event{
 		Position: eventstore.Position{TransactionID: 1234, Offset: 56}, ID: "0190f7a2-0000-7000-8000-000000000001",
-		StreamID: "user-1", StreamVersion: 3, Type: "auth.login.success", SchemaVersion: 1,
+		StreamID: "user-1", StreamVersion: 3, Type: "auth.login.success", SchemaVersion: 2,
 		RecordedAt: time.Date(2026, 11, 27, 10, 0, 0, 123456000, time.UTC),
-		Metadata:   []byte(`{"actor_id":"1"}`), Payload: []byte(`{"method":"password"}`),
+		Data:       []byte(`{"method":"password","upcast":true}`), // not hashed: the seal covers the stored form
+		Stored:     eventstore.Stored{SchemaVersion: 1, Metadata: []byte(`{"actor_id":"1"}`), Data: []byte(`{"method":"password"}`)},
 	}
 	c := newChain(sealRow{})
-	got := c.add(e)
+	got := c.add(&e)
 	const want = "fb5f1e4a705f15c85db18f0054ed6319e392f28ac826c233c1f20d8d645bb983"
 	if hex.EncodeToString(got[:]) != want {
 		t.Fatalf("hash of the reference event changed: %x", got)
 	}
-	e.Payload = nil // NULL differs from empty
+	e.Stored.Data = nil // NULL differs from empty
 	c2 := newChain(sealRow{})
-	if h := c2.add(e); h == got {
+	if h := c2.add(&e); h == got {
 		t.Fatal("a NULL payload hashes like a present one")
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -108,7 +109,69 @@ func Verify(ctx context.Context, pool *pgxpool.Pool, against *SealHead) (Report,
 	if err != nil {
 		return Report{}, err
 	}
+	stop, err := v.readAhead(ctx, pool, tx)
+	if err != nil {
+		return Report{}, err
+	}
+	defer stop()
 	return v.finish(ctx)
+}
+
+// readAhead makes the verifier read the stream on a second connection, in
+// tx's snapshot (exported and imported), one batch ahead of the hashing:
+// reading and hashing overlap instead of taking turns.
+func (v *verifier) readAhead(ctx context.Context, pool *pgxpool.Pool, tx pgx.Tx) (stop func(), err error) {
+	var snapshot string
+	if err := tx.QueryRow(ctx, `SELECT pg_export_snapshot()`).Scan(&snapshot); err != nil {
+		return nil, fmt.Errorf("verify: export snapshot: %w", err)
+	}
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("verify: %w", err)
+	}
+	rtx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err == nil {
+		_, err = rtx.Exec(ctx, `SET TRANSACTION SNAPSHOT '`+strings.ReplaceAll(snapshot, "'", "''")+`'`)
+	}
+	if err != nil {
+		conn.Release()
+		return nil, fmt.Errorf("verify: import snapshot: %w", err)
+	}
+	type result struct {
+		events []eventstore.Event
+		err    error
+	}
+	readCtx, cancel := context.WithCancel(ctx)
+	batches := make(chan result, 1)
+	go func() {
+		defer close(batches)
+		for after := v.after; ; {
+			evs, err := eventstore.ReadRange(readCtx, rtx, after, v.bound, verifyBatch)
+			select {
+			case batches <- result{evs, err}:
+			case <-readCtx.Done():
+				return
+			}
+			if err != nil || len(evs) < verifyBatch {
+				return
+			}
+			after = evs[len(evs)-1].Position
+		}
+	}()
+	v.read = func(context.Context) ([]eventstore.Event, error) {
+		r, ok := <-batches
+		if !ok {
+			return nil, errors.New("verify: the read-ahead stopped")
+		}
+		return r.events, r.err
+	}
+	return func() {
+		cancel()
+		for range batches { // drain: the reader ends once it can no longer send
+		}
+		_ = rtx.Rollback(context.WithoutCancel(ctx))
+		conn.Release()
+	}, nil
 }
 
 // StreamVerifier checks the seal alongside a stream of events (a replay):
@@ -173,12 +236,15 @@ type verifier struct {
 	bound     eventstore.Position // the seal's reach: later events are unsealed
 	against   *SealHead
 	chain     *chain
-	last      rawEvent
+	last      eventstore.Event
 	verified  int64
 	headSeen  bool
 	after     eventstore.Position // the last stream event walked
-	events    []rawEvent
+	events    []eventstore.Event
 	eventsEnd bool
+	// read returns the next batch of events after v.after up to v.bound;
+	// nil reads on q.
+	read      func(context.Context) ([]eventstore.Event, error)
 	seals     []sealRow
 	sealAfter eventstore.Position
 	sealsEnd  bool
@@ -241,18 +307,25 @@ func (v *verifier) finish(ctx context.Context) (Report, error) {
 	return rep, nil
 }
 
-func (v *verifier) nextEvent(ctx context.Context) (rawEvent, bool, error) {
+// nextEvent returns the next stream event, valid until the next call.
+func (v *verifier) nextEvent(ctx context.Context) (*eventstore.Event, bool, error) {
 	if len(v.events) == 0 && !v.eventsEnd {
-		evs, err := readRaw(ctx, v.q, v.after, v.bound, verifyBatch)
+		var evs []eventstore.Event
+		var err error
+		if v.read != nil {
+			evs, err = v.read(ctx)
+		} else {
+			evs, err = eventstore.ReadRange(ctx, v.q, v.after, v.bound, verifyBatch)
+		}
 		if err != nil {
-			return rawEvent{}, false, err
+			return nil, false, fmt.Errorf("verify: %w", err)
 		}
 		v.events, v.eventsEnd = evs, len(evs) < verifyBatch
 	}
 	if len(v.events) == 0 {
-		return rawEvent{}, false, nil
+		return nil, false, nil
 	}
-	e := v.events[0]
+	e := &v.events[0]
 	v.events, v.after = v.events[1:], e.Position
 	return e, true, nil
 }
@@ -275,7 +348,7 @@ func (v *verifier) peekSeal(ctx context.Context) (sealRow, bool, error) {
 }
 
 // check links the next stream event and compares it with the seal.
-func (v *verifier) check(ctx context.Context, e rawEvent) (*Break, error) {
+func (v *verifier) check(ctx context.Context, e *eventstore.Event) (*Break, error) {
 	s, ok, err := v.peekSeal(ctx)
 	if err != nil {
 		return nil, err
@@ -300,7 +373,7 @@ func (v *verifier) check(ctx context.Context, e rawEvent) (*Break, error) {
 		return &Break{Position: e.Position, EventID: e.ID, Kind: "altered",
 			Detail: fmt.Sprintf("the seal row says it is link %d, it is link %d", s.Seq, v.chain.count)}, nil
 	}
-	v.last = e
+	v.last = *e
 	v.verified++
 	if a := v.against; a != nil && a.Position == e.Position {
 		v.headSeen = true
@@ -314,7 +387,7 @@ func (v *verifier) check(ctx context.Context, e rawEvent) (*Break, error) {
 }
 
 // moved reports an event found where the seal has another one.
-func (v *verifier) moved(ctx context.Context, e rawEvent, s sealRow) (*Break, error) {
+func (v *verifier) moved(ctx context.Context, e *eventstore.Event, s sealRow) (*Break, error) {
 	var at eventstore.Position
 	err := v.q.QueryRow(ctx, `SELECT transaction_id, "offset" FROM `+sealTable+` WHERE event_id = $1 LIMIT 1`, e.ID).
 		Scan(&at.TransactionID, &at.Offset)

@@ -36,6 +36,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tradeops/tradeops/eventstore"
+	"github.com/tradeops/tradeops/internal/benchcpu"
 	"github.com/tradeops/tradeops/internal/testdb"
 )
 
@@ -56,7 +57,7 @@ func main() {
 	flag.DurationVar(&c.duration, "duration", 5*time.Second, "how long each append case runs (split into rounds)")
 	flag.IntVar(&c.replayN, "events", 1_000_000, "events generated for the replay benchmark")
 	flag.StringVar(&c.adminURL, "admin-url", "", "server to create the bench database on (default: DATABASE_URL, else 127.0.0.1:5432)")
-	flag.StringVar(&c.cpuProfile, "cpuprofile", "", "write a CPU profile of the replay runs to this file")
+	flag.StringVar(&c.cpuProfile, "cpuprofile", "", "write CPU profiles of the append runs to `FILE`.append and of the replay runs to FILE.replay")
 	flag.BoolVar(&c.skipAppend, "no-append", false, "skip the append benchmark")
 	flag.BoolVar(&c.skipReplay, "no-replay", false, "skip the replay benchmark")
 	flag.Parse()
@@ -100,7 +101,13 @@ func run(ctx context.Context, c config, out io.Writer) (err error) {
 	fmt.Fprintf(out, "event store benchmark: PostgreSQL %s, %d CPUs, GOMAXPROCS %d, %s\n\n", version, runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.Version())
 	s := eventstore.New(pool)
 	if !c.skipAppend {
-		if err := benchAppend(ctx, c, pool, s, out); err != nil {
+		stop, err := startProfile(c.cpuProfile, "append")
+		if err != nil {
+			return err
+		}
+		err = benchAppend(ctx, c, pool, s, out)
+		stop()
+		if err != nil {
 			return fmt.Errorf("append: %w", err)
 		}
 	}
@@ -144,6 +151,7 @@ type appendCase struct {
 	setup func(workers int)
 	ops   int64
 	dur   time.Duration
+	cpu   benchcpu.Usage // summed over the rounds
 }
 
 func benchAppend(ctx context.Context, c config, pool *pgxpool.Pool, s *eventstore.Store, out io.Writer) error {
@@ -198,7 +206,7 @@ func benchAppend(ctx context.Context, c config, pool *pgxpool.Pool, s *eventstor
 
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(out, "append: one event per command, %s per case in %d interleaved rounds\n", c.duration, c.rounds)
-	fmt.Fprintln(tw, "case\tconcurrency\tevents\tevents/s\tvs plain\t")
+	fmt.Fprintln(tw, "case\tconcurrency\tevents\tevents/s\tvs plain\tclient CPU µs/ev\tserver CPU µs/ev\t")
 	for _, conc := range []int{1, 16} {
 		for _, k := range cases {
 			k.ops, k.dur = 0, 0
@@ -208,23 +216,35 @@ func benchAppend(ctx context.Context, c config, pool *pgxpool.Pool, s *eventstor
 		}
 		for range c.rounds {
 			for _, k := range cases {
+				m, err := benchcpu.Start(ctx, pool)
+				if err != nil {
+					return err
+				}
 				n, d, err := measure(ctx, conc, c.duration/time.Duration(c.rounds), k.op)
 				if err != nil {
 					return fmt.Errorf("%s at %d: %w", k.name, conc, err)
 				}
+				u, err := m.Stop(ctx)
+				if err != nil {
+					return err
+				}
 				k.ops += n
 				k.dur += d
+				k.cpu.Wall, k.cpu.Client, k.cpu.Server = k.cpu.Wall+u.Wall, k.cpu.Client+u.Client, k.cpu.Server+u.Server
 			}
 		}
 		plain := rate(cases[0].ops, cases[0].dur)
 		for _, k := range cases {
 			r := rate(k.ops, k.dur)
-			fmt.Fprintf(tw, "%s\t%d\t%d\t%.0f\t%.2f\t\n", k.name, conc, k.ops, r, r/plain)
+			perEvent := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(k.ops) }
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%.0f\t%.2f\t%.1f\t%.1f\t\n", k.name, conc, k.ops, r, r/plain,
+				perEvent(k.cpu.Client), perEvent(k.cpu.Server))
 		}
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	fmt.Fprintln(out, "(CPU µs/event: this process, and the server backends of the bench database; the two share the machine's cores)")
 	fmt.Fprintln(out)
 	return nil
 }
@@ -328,17 +348,11 @@ func benchReplay(ctx context.Context, c config, pool *pgxpool.Pool, s *eventstor
 	if _, err := scan(); err != nil { // warm the cache for both
 		return err
 	}
-	if c.cpuProfile != "" {
-		f, err := os.Create(c.cpuProfile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+	stop, err := startProfile(c.cpuProfile, "replay")
+	if err != nil {
+		return err
 	}
+	defer stop()
 	var best [2]time.Duration
 	for range 2 {
 		for i, f := range []func() (int64, error){replay, scan} {
@@ -363,6 +377,22 @@ func benchReplay(ctx context.Context, c config, pool *pgxpool.Pool, s *eventstor
 	fmt.Fprintf(tw, "Store.Replay to io.Discard (%d MB of JSON lines)\t%d\t%.2f\t%.0f\t%.2f\t\n", int64(written)>>20, c.replayN, best[0].Seconds(), replayRate, replayRate/scanRate)
 	fmt.Fprintf(tw, "SELECT * ORDER BY transaction_id, offset (pgx, discard)\t%d\t%.2f\t%.0f\t%.2f\t\n", c.replayN, best[1].Seconds(), scanRate, 1.0)
 	return tw.Flush()
+}
+
+// startProfile starts a CPU profile into prefix.name, unless prefix is empty.
+func startProfile(prefix, name string) (stop func(), err error) {
+	if prefix == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(prefix + "." + name)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
 
 func waitVisible(ctx context.Context, s *eventstore.Store, n int64) error {

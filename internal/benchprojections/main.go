@@ -1,12 +1,19 @@
 // Command benchprojections measures the projections on a real PostgreSQL:
 //
-//  1. rebuild of audit_log over N events (default 1M), as events/s and as a
-//     ratio to a plain SELECT scan of the same rows in the same run;
+//  1. the read side over N events (default 1M): Store.Read in keyset
+//     batches, rebuild of audit_log, re-seal, verify, as events/s and as a
+//     ratio to a plain SELECT scan of the same rows in the same run; the
+//     rebuilds also as a ratio to a plain pipeline (the same rows read and
+//     COPYed into a twin of audit_log, indexes built at the end), with the
+//     client's and the server's CPU time for each (-cpuprofile PREFIX writes
+//     a CPU profile per case);
 //  2. GET /ops/audit/me?limit=100 latency against the handler (httptest)
 //     with those N events in the store;
 //  3. live lag: events appended through Store.Append at 200/s for 10 s,
 //     time until each is in audit_log, with the live runner running every
 //     projection (projections.All()).
+//
+// -requests 0 skips 2, -lag-for 0 skips 3.
 //
 // Run it with `go run ./internal/benchprojections` (DATABASE_URL or
 // TEST_DATABASE_URL names the server; a scratch database is created and
@@ -27,6 +34,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"regexp"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -35,17 +44,22 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/tradeops/tradeops/adapters/postgres"
 	"github.com/tradeops/tradeops/app"
 	"github.com/tradeops/tradeops/domain"
 	"github.com/tradeops/tradeops/eventstore"
+	"github.com/tradeops/tradeops/internal/benchcpu"
 	"github.com/tradeops/tradeops/internal/eventgen"
 	"github.com/tradeops/tradeops/internal/testdb"
 	"github.com/tradeops/tradeops/migrations"
 	porthttp "github.com/tradeops/tradeops/ports/http"
 	"github.com/tradeops/tradeops/projections"
 )
+
+// cpuProfile is the -cpuprofile prefix, only the -only pattern.
+var cpuProfile, only string
 
 func main() {
 	events := flag.Int("events", 1_000_000, "events in the store")
@@ -54,6 +68,8 @@ func main() {
 	lagFor := flag.Duration("lag-for", 10*time.Second, "how long to append at --rate for the live lag")
 	rate := flag.Int("rate", 200, "appends per second for the live lag")
 	keep := flag.Bool("keep", false, "keep the scratch database")
+	flag.StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of each read-side case to `PREFIX`.<case>.pprof")
+	flag.StringVar(&only, "only", "", "run only the read-side cases whose names match this `regexp` (besides the scan, and the pipeline when a rebuild runs)")
 	flag.Parse()
 	if err := run(context.Background(), *events, *actors, *requests, *lagFor, *rate, *keep); err != nil {
 		fmt.Fprintln(os.Stderr, "benchprojections:", err)
@@ -92,77 +108,242 @@ func run(ctx context.Context, events, actors, requests int, lagFor time.Duration
 	}
 	fmt.Printf("generated %d events in %s\n\n", events, time.Since(start).Round(time.Millisecond))
 
-	// 1. Rebuild vs a plain scan of the same rows.
-	scan, err := timeScan(ctx, pool)
-	if err != nil {
-		return err
-	}
-	keyset, err := timeKeysetReads(ctx, store)
-	if err != nil {
-		return err
-	}
-	start = time.Now()
-	if _, err := projections.Rebuild(ctx, pool, store, projections.AuditLog{}, projections.RebuildOptions{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}); err != nil {
-		return err
-	}
-	rebuild := time.Since(start)
-	start = time.Now()
+	// 1. The read side vs a plain scan of the same rows, and the rebuild vs
+	// a plain read-and-COPY pipeline into a twin of audit_log.
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	record := app.NewRecordResealHandler(postgres.NewEvents(store))
-	if _, err := projections.Reseal(app.WithCaller(ctx, app.Caller{Email: "bench"}), pool, store, record, "bench", projections.RebuildOptions{}); err != nil {
-		return err
+	cases := []readCase{
+		{name: "plain SELECT scan of the rows", run: func() error { return scanRows(ctx, pool) }},
+		{name: "plain pipeline: SELECT, COPY into an audit_log twin, index", run: func() error { return pipeline(ctx, pool) }},
+		{name: "keyset reads, 10000/batch (Store.Read)", run: func() error { return keysetReads(ctx, store) }},
+		{name: "projections rebuild audit_log", run: func() error {
+			_, err := projections.Rebuild(ctx, pool, store, projections.AuditLog{}, projections.RebuildOptions{Logger: logger})
+			return err
+		}},
+		{name: "projections rebuild audit_seal --reseal", run: func() error {
+			_, err := projections.Reseal(app.WithCaller(ctx, app.Caller{Email: "bench"}), pool, store, record, "bench", projections.RebuildOptions{Logger: logger})
+			return err
+		}},
+		{name: "audit verify", run: func() error {
+			rep, err := projections.Verify(ctx, pool, nil)
+			if err == nil && rep.Break != nil {
+				err = fmt.Errorf("verify: %v", rep.Break)
+			}
+			return err
+		}},
 	}
-	reseal := time.Since(start)
-	start = time.Now()
-	rep, err := projections.Verify(ctx, pool, nil)
-	if err != nil || rep.Break != nil {
-		return fmt.Errorf("verify: %v %v", err, rep.Break)
+	if only != "" {
+		re, err := regexp.Compile(only)
+		if err != nil {
+			return err
+		}
+		rebuilds := false
+		for _, c := range cases {
+			rebuilds = rebuilds || strings.HasPrefix(c.name, "projections rebuild") && re.MatchString(c.name)
+		}
+		var keep []readCase
+		for i, c := range cases {
+			if i == 0 || re.MatchString(c.name) || rebuilds && strings.HasPrefix(c.name, "plain pipeline") {
+				keep = append(keep, c)
+			}
+		}
+		cases = keep
 	}
-	verify := time.Since(start)
+	for i := range cases {
+		if err := cases[i].measure(ctx, pool, cpuProfile); err != nil {
+			return fmt.Errorf("%s: %w", cases[i].name, err)
+		}
+	}
+	scan, pipe := cases[0].took, time.Duration(0)
+	for _, c := range cases {
+		if strings.HasPrefix(c.name, "plain pipeline") {
+			pipe = c.took
+		}
+	}
 	perSec := func(d time.Duration) float64 { return float64(events) / d.Seconds() }
-	fmt.Printf("rebuild (%d events)                         time      events/s   vs plain scan\n", events)
-	fmt.Printf("  plain SELECT scan of the rows             %-9s %9.0f   1.00\n", scan.Round(time.Millisecond), perSec(scan))
-	fmt.Printf("  keyset reads, 10000/batch (Store.Read)    %-9s %9.0f   %.2f\n", keyset.Round(time.Millisecond), perSec(keyset), scan.Seconds()/keyset.Seconds())
-	fmt.Printf("  projections rebuild audit_log             %-9s %9.0f   %.2f\n", rebuild.Round(time.Millisecond), perSec(rebuild), scan.Seconds()/rebuild.Seconds())
-	fmt.Printf("  projections rebuild audit_seal --reseal   %-9s %9.0f   %.2f\n", reseal.Round(time.Millisecond), perSec(reseal), scan.Seconds()/reseal.Seconds())
-	fmt.Printf("  audit verify                              %-9s %9.0f   %.2f\n\n", verify.Round(time.Millisecond), perSec(verify), scan.Seconds()/verify.Seconds())
+	fmt.Printf("read side (%d events)                                     time      events/s  vs scan  vs pipeline\n", events)
+	for _, c := range cases {
+		vsPipe := ""
+		if strings.HasPrefix(c.name, "projections rebuild") && pipe > 0 {
+			vsPipe = fmt.Sprintf("%.2f", pipe.Seconds()/c.took.Seconds())
+		}
+		fmt.Printf("  %-56s %-9s %9.0f  %7.2f  %s\n", c.name, c.took.Round(time.Millisecond), perSec(c.took), scan.Seconds()/c.took.Seconds(), vsPipe)
+	}
+	fmt.Println("CPU (the client and the server share the machine's cores):")
+	for _, c := range cases {
+		fmt.Printf("  %-56s %s\n", c.name, c.cpu)
+	}
+	fmt.Println()
 
 	// 2. The audit endpoint over the full read model.
-	if err := timeHTTP(store, actors, requests); err != nil {
-		return err
+	if requests > 0 {
+		if err := timeHTTP(store, actors, requests); err != nil {
+			return err
+		}
 	}
 
 	// 3. Live lag under appends.
+	if lagFor <= 0 {
+		return nil
+	}
 	return measureLag(ctx, pool, store, lagFor, rate)
 }
 
-// timeScan reads every row the rebuild reads, in one plain SELECT.
-func timeScan(ctx context.Context, pool *pgxpool.Pool) (time.Duration, error) {
+// readCase is one timed run of the read side.
+type readCase struct {
+	name string
+	run  func() error
+	took time.Duration
+	cpu  benchcpu.Usage
+}
+
+// measure times c (and profiles it to profile.<n>.pprof when profile is set).
+func (c *readCase) measure(ctx context.Context, pool *pgxpool.Pool, profile string) error {
+	if profile != "" {
+		f, err := os.Create(profile + "." + strings.NewReplacer(" ", "_", ",", "", ":", "", "/", "").Replace(c.name) + ".pprof")
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	m, err := benchcpu.Start(ctx, pool)
+	if err != nil {
+		return err
+	}
 	start := time.Now()
+	if err := c.run(); err != nil {
+		return err
+	}
+	c.took = time.Since(start)
+	c.cpu, err = m.Stop(ctx)
+	return err
+}
+
+// scanRows reads every row the rebuild reads, in one plain SELECT.
+func scanRows(ctx context.Context, pool *pgxpool.Pool) error {
 	rows, err := pool.Query(ctx, `SELECT "offset", transaction_id, uuid, stream_id, stream_version, event_type, schema_version,
 		payload::text, metadata::text, recorded_at FROM `+eventstore.Table)
 	if err != nil {
-		return 0, err
+		return err
 	}
-	var n int
 	for rows.Next() {
-		n++
 	}
 	rows.Close()
-	return time.Since(start), rows.Err()
+	return rows.Err()
 }
 
-func timeKeysetReads(ctx context.Context, store *eventstore.Store) (time.Duration, error) {
-	start := time.Now()
+func keysetReads(ctx context.Context, store *eventstore.Store) error {
 	for after := eventstore.Start; ; {
 		evs, err := store.Read(ctx, after, 10_000, eventstore.Filter{})
 		if err != nil {
-			return 0, err
+			return err
 		}
 		if len(evs) == 0 {
-			return time.Since(start), nil
+			return nil
 		}
 		after = evs[len(evs)-1].Position
 	}
+}
+
+// pipelineBatch is the rows per COPY (and per transaction) of the pipeline,
+// the rebuild's default batch.
+const pipelineBatch = 10_000
+
+// pipeline is the limit a rebuild of audit_log can reach here: the same rows
+// read by one plain SELECT (the actor columns extracted by the server) and
+// scanned into typed values, COPYed pipelineBatch rows per transaction from
+// a second connection while the next rows are read, into a twin of audit_log
+// that has only its primary key; then the twin's secondary indexes are
+// built, as a rebuild builds them. No projection code (metadata decoding,
+// redaction, subject) and no checkpoint bookkeeping. subject_id stays NULL:
+// in the generated events no subject differs from its actor, so the partial
+// subject index is empty either way.
+func pipeline(ctx context.Context, pool *pgxpool.Pool) error {
+	const twin = "audit_log_twin"
+	if _, err := pool.Exec(ctx, `DROP TABLE IF EXISTS `+twin+`;
+		CREATE TABLE `+twin+` (LIKE audit_log INCLUDING ALL EXCLUDING INDEXES);
+		ALTER TABLE `+twin+` ADD PRIMARY KEY (transaction_id, "offset")`); err != nil {
+		return err
+	}
+	var defs []string
+	if err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT indexdef FROM pg_indexes WHERE tablename = 'audit_log' AND indexname <> 'audit_log_pkey'`)
+		if err != nil {
+			return err
+		}
+		defs, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		return err
+	}); err != nil {
+		return err
+	}
+	batches := make(chan [][]any, 2)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		defer close(batches)
+		rows, err := pool.Query(gctx, `SELECT transaction_id, "offset", uuid, metadata->>'actor_id', metadata->>'actor_email',
+			event_type, recorded_at, stream_id, payload::text FROM `+eventstore.Table+` ORDER BY transaction_id, "offset"`)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		batch := make([][]any, 0, pipelineBatch)
+		for rows.Next() {
+			var xid uint64
+			var off int64
+			var id, typ, stream string
+			var actor, email *string
+			var at time.Time
+			var data []byte
+			if err := rows.Scan(&xid, &off, &id, &actor, &email, &typ, &at, &stream, &data); err != nil {
+				return err
+			}
+			batch = append(batch, []any{xid, off, id, actor, email, nil, typ, at, stream, data})
+			if len(batch) == pipelineBatch {
+				select {
+				case batches <- batch:
+				case <-gctx.Done():
+					return gctx.Err()
+				}
+				batch = make([][]any, 0, pipelineBatch)
+			}
+		}
+		if err := rows.Err(); err != nil || len(batch) == 0 {
+			return err
+		}
+		select {
+		case batches <- batch:
+			return nil
+		case <-gctx.Done():
+			return gctx.Err()
+		}
+	})
+	g.Go(func() error {
+		for b := range batches {
+			if err := pgx.BeginFunc(gctx, pool, func(tx pgx.Tx) error {
+				_, err := tx.CopyFrom(gctx, pgx.Identifier{twin}, []string{"transaction_id", "offset", "event_id", "actor_id",
+					"actor_email", "subject_id", "event_type", "recorded_at", "stream_id", "data"}, pgx.CopyFromRows(b))
+				return err
+			}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	for _, d := range defs {
+		d = strings.Replace(strings.Replace(d, " ON public.audit_log ", " ON public."+twin+" ", 1), "INDEX audit_log_", "INDEX twin_audit_log_", 1)
+		if _, err := pool.Exec(ctx, d); err != nil {
+			return err
+		}
+	}
+	_, err := pool.Exec(ctx, `DROP TABLE `+twin)
+	return err
 }
 
 func timeHTTP(store *eventstore.Store, actors, requests int) error {

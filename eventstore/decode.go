@@ -1,0 +1,233 @@
+package eventstore
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
+)
+
+// eventColumns are the columns every read selects, in rawRow's order, read
+// raw: transaction_id as xid8 (no text cast), the JSON columns as stored.
+const eventColumns = `"offset", transaction_id, uuid, stream_id, stream_version, event_type, schema_version, payload, metadata, recorded_at`
+
+// rawRow is one event as bytes borrowed from the connection's read buffer,
+// valid until the next row.
+type rawRow struct {
+	pos           Position
+	id            []byte
+	stream        []byte
+	version       int64
+	typ           []byte
+	schemaVersion int32
+	data          []byte
+	md            []byte
+	recordedAt    time.Time
+}
+
+// binaryLayout reports whether the result columns come in the formats
+// rawRow.decode reads: binary integers and timestamp (what pgx asks for in
+// its default extended protocol modes). Text-like columns are the same bytes
+// in either format.
+func binaryLayout(fds []pgconn.FieldDescription) bool {
+	if len(fds) != 10 {
+		return false
+	}
+	for _, i := range []int{0, 1, 4, 6, 9} {
+		if fds[i].Format != pgtype.BinaryFormatCode {
+			return false
+		}
+	}
+	want := []uint32{pgtype.Int8OID, pgtype.XID8OID, 0, 0, pgtype.Int8OID, 0, pgtype.Int4OID, 0, 0, pgtype.TimestamptzOID}
+	for i, oid := range want {
+		if oid != 0 && fds[i].DataTypeOID != oid {
+			return false
+		}
+	}
+	return true
+}
+
+// pgEpochMicros is 2000-01-01T00:00:00Z, PostgreSQL's timestamp epoch, in
+// Unix microseconds.
+const pgEpochMicros = 946_684_800_000_000
+
+func (r *rawRow) decode(v [][]byte) error {
+	for _, i := range []int{0, 1, 2, 3, 4, 5, 6, 9} {
+		if v[i] == nil {
+			return fmt.Errorf("column %d is NULL", i)
+		}
+	}
+	if len(v[0]) != 8 || len(v[1]) != 8 || len(v[4]) != 8 || len(v[6]) != 4 || len(v[9]) != 8 {
+		return errors.New("unexpected binary column width")
+	}
+	r.pos.Offset = int64(binary.BigEndian.Uint64(v[0]))
+	r.pos.TransactionID = binary.BigEndian.Uint64(v[1])
+	r.id, r.stream, r.typ = v[2], v[3], v[5]
+	r.version = int64(binary.BigEndian.Uint64(v[4]))
+	r.schemaVersion = int32(binary.BigEndian.Uint32(v[6]))
+	r.data, r.md = v[7], v[8]
+	us := int64(binary.BigEndian.Uint64(v[9]))
+	if us == math.MaxInt64 || us == math.MinInt64 {
+		return errors.New("recorded_at is infinite")
+	}
+	r.recordedAt = time.UnixMicro(us + pgEpochMicros).UTC()
+	return nil
+}
+
+// scan is the slow path for result formats decode does not know.
+func (r *rawRow) scan(rows pgx.Rows) error {
+	var id, stream, typ string
+	var data, md []byte
+	var sv int32
+	if err := rows.Scan(&r.pos.Offset, &r.pos.TransactionID, &id, &stream, &r.version, &typ, &sv, &data, &md, &r.recordedAt); err != nil {
+		return err
+	}
+	r.id, r.stream, r.typ, r.schemaVersion, r.data, r.md = []byte(id), []byte(stream), []byte(typ), sv, data, md
+	r.recordedAt = r.recordedAt.UTC()
+	return nil
+}
+
+// eachRow calls f with every row of rows, decoded from the raw values when
+// their layout allows (no allocation per row), scanned otherwise.
+func eachRow(rows pgx.Rows, f func(*rawRow) error) error {
+	defer rows.Close()
+	fast := binaryLayout(rows.FieldDescriptions())
+	var r rawRow
+	for rows.Next() {
+		var err error
+		if fast {
+			err = r.decode(rows.RawValues())
+		} else {
+			err = r.scan(rows)
+		}
+		if err != nil {
+			return fmt.Errorf("event after %s: %w", r.pos, err)
+		}
+		if err := f(&r); err != nil {
+			return err
+		}
+	}
+	return rows.Err()
+}
+
+// decoder turns rows into Events with two allocations per event: one
+// string holding every text field (id, stream, type and the metadata values,
+// which are substrings of it) and one byte slice holding the stored payload
+// and metadata (sub-slices with their capacity capped, so appending to one
+// never overwrites the other). Small allocations are what the Go heap
+// recycles best; batch-sized buffers were slower (page faults and returning
+// memory to the OS on every batch).
+//
+// Metadata is not decoded with encoding/json, which cost more than the rest
+// of a read together (validating and unquoting ~400 bytes per event): the
+// scanner Replay uses locates the string tokens of the Metadata keys, and
+// anything it does not vouch for goes to encoding/json after all.
+type decoder struct {
+	events []Event
+	limit  int    // the most events the read can return
+	stored bool   // leave Metadata zero: the caller reads the stored form only
+	text   []byte // scratch for one event's text fields
+}
+
+// firstCap is the capacity of a read's first allocation of Events: enough
+// for a live poll, small enough not to waste memory on one.
+const firstCap = 256
+
+// grow makes room for one more event. A read that outgrows firstCap is a
+// batch read (a catch-up, a rebuild): the second allocation takes the rest
+// of the limit at once, instead of doubling through ever larger slices
+// (each one a fresh large object, paid again in page faults and returned
+// to the OS by the scavenger).
+func (d *decoder) grow() {
+	if len(d.events) < cap(d.events) {
+		return
+	}
+	n := max(firstCap, min(d.limit, 1<<16), 2*cap(d.events))
+	if cap(d.events) == 0 {
+		n = min(d.limit, firstCap)
+	}
+	d.events = append(make([]Event, 0, n), d.events...)
+}
+
+// add appends r as an Event.
+func (d *decoder) add(r *rawRow) error {
+	e := Event{Position: r.pos, StreamVersion: r.version, SchemaVersion: int(r.schemaVersion), RecordedAt: r.recordedAt}
+	var meta [len(metadataKeys)][2]int // value bounds in text
+	text := append(append(append(d.text[:0], r.id...), r.stream...), r.typ...)
+	ok := r.md != nil && !d.stored
+	if ok {
+		var toks [len(metadataKeys)][]byte
+		toks, ok = metadataTokens(r.md)
+		for i := 0; ok && i < len(toks); i++ {
+			var v []byte
+			if v, ok = plainJSONString(toks[i]); ok {
+				meta[i] = [2]int{len(text), len(text) + len(v)}
+				text = append(text, v...)
+			}
+		}
+		if !ok {
+			if err := json.Unmarshal(r.md, &e.Metadata); err != nil {
+				return fmt.Errorf("event %s metadata: %w", r.id, err)
+			}
+		}
+	}
+	d.text = text
+	str := string(text)
+	n1, n2 := len(r.id), len(r.id)+len(r.stream)
+	e.ID, e.StreamID, e.Type = str[:n1], str[n1:n2], str[n2:n2+len(r.typ)]
+	if ok {
+		v := func(i int) string { return str[meta[i][0]:meta[i][1]] }
+		e.Metadata = Metadata{ActorID: v(0), ActorEmail: v(1), CorrelationID: v(2), CausationID: v(3), ClientIP: v(4)}
+	}
+	if r.data != nil || r.md != nil {
+		buf := make([]byte, 0, len(r.data)+len(r.md))
+		buf = append(append(buf, r.data...), r.md...)
+		if r.data != nil {
+			e.Data = buf[:len(r.data):len(r.data)]
+		}
+		if r.md != nil {
+			e.Stored.Metadata = buf[len(r.data):len(buf):len(buf)]
+		}
+	}
+	e.Stored.SchemaVersion, e.Stored.Data = e.SchemaVersion, e.Data
+	d.grow()
+	d.events = append(d.events, e)
+	return nil
+}
+
+// plainJSONString returns the value of a JSON string token (nil: absent,
+// an empty value) when it needs no unescaping; it reports false otherwise,
+// and for anything encoding/json would treat differently (control
+// characters, invalid UTF-8).
+func plainJSONString(tok []byte) ([]byte, bool) {
+	if len(tok) < 2 {
+		return nil, true
+	}
+	v := tok[1 : len(tok)-1]
+	ascii := true
+	for _, c := range v {
+		if c < 0x20 || c == '\\' {
+			return nil, false
+		}
+		ascii = ascii && c < utf8.RuneSelf
+	}
+	return v, ascii || utf8.Valid(v)
+}
+
+// collectEvents reads every row of rows into Events; limit is the most rows
+// the query can return. With stored, Metadata is left zero (Stored.Metadata
+// has the bytes).
+func collectEvents(rows pgx.Rows, limit int, stored bool) ([]Event, error) {
+	d := decoder{limit: limit, stored: stored}
+	if err := eachRow(rows, d.add); err != nil {
+		return nil, err
+	}
+	return d.events, nil
+}
