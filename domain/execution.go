@@ -72,7 +72,9 @@ type (
 		Decision     DecisionOutcome `json:"decision"`
 		FailedChecks []string        `json:"failed_checks"`
 	}
-	TestOrderSucceeded struct {
+	// TestOrder is what both test-order outcomes record of the order; its
+	// fields are flattened into their payloads.
+	TestOrder struct {
 		ExecutionID string        `json:"execution_id"`
 		UserID      string        `json:"user_id"`
 		Symbol      string        `json:"symbol"`
@@ -84,19 +86,14 @@ type (
 		// Profile is the user's risk profile the order passed under, so
 		// the daily comparison counts it without joining the prepare.
 		Profile RiskProfile `json:"profile"`
-		Day     string      `json:"day"`
+	}
+	TestOrderSucceeded struct {
+		TestOrder
+		Day string `json:"day"`
 	}
 	TestOrderFailed struct {
-		ExecutionID string           `json:"execution_id"`
-		UserID      string           `json:"user_id"`
-		Symbol      string           `json:"symbol"`
-		Side        Side             `json:"side"`
-		OrderType   OrderType        `json:"order_type"`
-		Qty         string           `json:"qty"`
-		Price       string           `json:"price,omitempty"`
-		Mode        TestOrderMode    `json:"mode"`
-		Profile     RiskProfile      `json:"profile"`
-		Outcome     TestOrderOutcome `json:"outcome"`
+		TestOrder
+		Outcome TestOrderOutcome `json:"outcome"`
 		// ExchangeCode is the exchange's error code as text (Binance's
 		// "-2015"), empty when it gave none (a timeout).
 		ExchangeCode    string `json:"exchange_code,omitempty"`
@@ -132,11 +129,33 @@ func NewExecutionPrepared(executionID, userID string, order OrderRequest, refere
 // NewTestOrderSucceeded is execution.binance.test_order.success or
 // execution.ibkr.test_order.success, after order's exchange.
 func NewTestOrderSucceeded(executionID, userID string, order OrderRequest, mode TestOrderMode, profile RiskProfile, at time.Time) Event {
-	typ := EventBinanceTestOrderOK
+	return Event{Type: testOrderEvent(order, EventBinanceTestOrderOK, EventIBKRTestOrderOK), SchemaVersion: executionEventsVersion,
+		Data: TestOrderSucceeded{TestOrder: newTestOrder(executionID, userID, order, mode, profile), Day: UTCDay(at)}}
+}
+
+// NewTestOrderFailed is execution.binance.test_order.error or
+// execution.ibkr.test_order.error, after order's exchange. The exchange's
+// message is kept up to 512 bytes of valid UTF-8.
+func NewTestOrderFailed(executionID, userID string, order OrderRequest, mode TestOrderMode, profile RiskProfile, outcome TestOrderOutcome, exchangeCode, exchangeMessage string, at time.Time) Event {
+	return Event{Type: testOrderEvent(order, EventBinanceTestOrderErr, EventIBKRTestOrderErr), SchemaVersion: executionEventsVersion, Data: TestOrderFailed{
+		TestOrder:       newTestOrder(executionID, userID, order, mode, profile),
+		Outcome:         outcome,
+		ExchangeCode:    truncateUTF8(exchangeCode, maxExchangeMessage),
+		ExchangeMessage: truncateUTF8(exchangeMessage, maxExchangeMessage),
+		Day:             UTCDay(at),
+	}}
+}
+
+// testOrderEvent picks the event type after the order's exchange.
+func testOrderEvent(order OrderRequest, binance, ibkr string) string {
 	if order.Exchange() == ExchangeIBKR {
-		typ = EventIBKRTestOrderOK
+		return ibkr
 	}
-	return Event{Type: typ, SchemaVersion: executionEventsVersion, Data: TestOrderSucceeded{
+	return binance
+}
+
+func newTestOrder(executionID, userID string, order OrderRequest, mode TestOrderMode, profile RiskProfile) TestOrder {
+	return TestOrder{
 		ExecutionID: executionID,
 		UserID:      userID,
 		Symbol:      order.Symbol(),
@@ -146,33 +165,7 @@ func NewTestOrderSucceeded(executionID, userID string, order OrderRequest, mode 
 		Price:       order.LimitPrice().String(),
 		Mode:        mode,
 		Profile:     profile,
-		Day:         UTCDay(at),
-	}}
-}
-
-// NewTestOrderFailed is execution.binance.test_order.error or
-// execution.ibkr.test_order.error, after order's exchange. The exchange's
-// message is kept up to 512 bytes of valid UTF-8.
-func NewTestOrderFailed(executionID, userID string, order OrderRequest, mode TestOrderMode, profile RiskProfile, outcome TestOrderOutcome, exchangeCode, exchangeMessage string, at time.Time) Event {
-	typ := EventBinanceTestOrderErr
-	if order.Exchange() == ExchangeIBKR {
-		typ = EventIBKRTestOrderErr
 	}
-	return Event{Type: typ, SchemaVersion: executionEventsVersion, Data: TestOrderFailed{
-		ExecutionID:     executionID,
-		UserID:          userID,
-		Symbol:          order.Symbol(),
-		Side:            order.Side(),
-		OrderType:       order.OrderType(),
-		Qty:             order.Qty().String(),
-		Price:           order.LimitPrice().String(),
-		Mode:            mode,
-		Profile:         profile,
-		Outcome:         outcome,
-		ExchangeCode:    truncateUTF8(exchangeCode, maxExchangeMessage),
-		ExchangeMessage: truncateUTF8(exchangeMessage, maxExchangeMessage),
-		Day:             UTCDay(at),
-	}}
 }
 
 // truncateUTF8 makes s valid UTF-8 and cuts it to at most n bytes on a rune
