@@ -6,21 +6,16 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/gorilla/mux"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tradeops/tradeops/app"
 	"github.com/tradeops/tradeops/domain"
 	"github.com/tradeops/tradeops/eventstore"
 	"github.com/tradeops/tradeops/internal/eventgen"
 	"github.com/tradeops/tradeops/internal/testdb"
-	porthttp "github.com/tradeops/tradeops/ports/http"
 	"github.com/tradeops/tradeops/projections"
 )
 
@@ -42,16 +37,7 @@ func newSubjectAuditServer(t *testing.T) auditServer {
 	pool, _ := testdb.New(t)
 	store := eventstore.New(pool)
 	ctx := context.Background()
-	add := func(stream, actor, typ, data string) {
-		md := eventstore.Metadata{ActorID: actor}
-		if actor != "" {
-			md.ActorEmail = actor + "@example.com"
-		}
-		if _, err := store.Append(ctx, stream, eventstore.Any, md,
-			eventstore.NewEvent{Type: typ, SchemaVersion: 1, Data: json.RawMessage(data)}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	add := func(stream, actor, typ, data string) { appendAs(t, store, stream, actor, typ, data) }
 	add(domain.UserStream("alice"), "alice", domain.EventTwoFactorEnabled, `{"user_id":"alice"}`)
 	add("execution-1", "carol", domain.EventExecutionPrepare, `{"symbol":"BTCUSDT"}`)
 	// Someone tries alice's account with a wrong password, then bob's.
@@ -85,14 +71,7 @@ func newSubjectAuditServer(t *testing.T) auditServer {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	reader := projections.NewAuditLogReader(pool)
-	h := porthttp.NewHandler(porthttp.Options{Version: "test", Health: pool, Registry: prometheus.NewRegistry(),
-		Logger: slog.New(slog.NewJSONHandler(io.Discard, nil))},
-		porthttp.AuditRoutes(porthttp.AuditQueries{Mine: app.NewListMyAuditHandler(reader), All: app.NewListAuditHandler(reader, usersByEmail{})},
-			mux.MiddlewareFunc(fakeRequireUser), mux.MiddlewareFunc(fakeRequireAdmin)))
-	srv := httptest.NewServer(h)
-	t.Cleanup(srv.Close)
-	return auditServer{srv, t}
+	return serveAudit(t, pool)
 }
 
 // summary renders a page as "type by actor about subject" lines.

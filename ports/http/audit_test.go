@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gorilla/mux"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/tradeops/tradeops/app"
@@ -96,16 +97,7 @@ func newAuditServer(t *testing.T) auditServer {
 	pool, _ := testdb.New(t)
 	store := eventstore.New(pool)
 	ctx := context.Background()
-	add := func(actor, typ string, data string) {
-		md := eventstore.Metadata{ActorID: actor}
-		if actor != "" {
-			md.ActorEmail = actor + "@example.com"
-		}
-		if _, err := store.Append(ctx, "user-"+actor, eventstore.Any, md,
-			eventstore.NewEvent{Type: typ, SchemaVersion: 1, Data: json.RawMessage(data)}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	add := func(actor, typ string, data string) { appendAs(t, store, "user-"+actor, actor, typ, data) }
 	for range 7 {
 		add("alice", "execution.prepare", `{"symbol":"BTCUSDT"}`)
 		add("bob", "execution.prepare", `{"symbol":"ETHUSDT","note":"bob-only"}`)
@@ -122,6 +114,24 @@ func newAuditServer(t *testing.T) auditServer {
 	if _, err := projections.Rebuild(ctx, pool, store, projections.AuditLog{}, projections.RebuildOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	return serveAudit(t, pool)
+}
+
+// appendAs appends one event to stream as actor (<actor>@example.com).
+func appendAs(t *testing.T, store *eventstore.Store, stream, actor, typ, data string) {
+	t.Helper()
+	md := eventstore.Metadata{ActorID: actor}
+	if actor != "" {
+		md.ActorEmail = actor + "@example.com"
+	}
+	if _, err := store.Append(context.Background(), stream, eventstore.Any, md,
+		eventstore.NewEvent{Type: typ, SchemaVersion: 1, Data: json.RawMessage(data)}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// serveAudit serves the audit routes over the audit_log in pool.
+func serveAudit(t *testing.T, pool *pgxpool.Pool) auditServer {
 	reader := projections.NewAuditLogReader(pool)
 	h := porthttp.NewHandler(porthttp.Options{Version: "test", Health: pool, Registry: prometheus.NewRegistry(),
 		Logger: slog.New(slog.NewJSONHandler(io.Discard, nil))},
