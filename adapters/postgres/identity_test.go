@@ -14,6 +14,7 @@ import (
 	"github.com/tradeops/tradeops/app"
 	"github.com/tradeops/tradeops/domain"
 	"github.com/tradeops/tradeops/eventstore"
+	"github.com/tradeops/tradeops/internal/eventgen"
 	"github.com/tradeops/tradeops/internal/testdb"
 )
 
@@ -96,7 +97,11 @@ func TestSettleStaleSettlesEachAttemptOnce(t *testing.T) {
 	if counts[0]+counts[1]+counts[2] != stale {
 		t.Fatalf("settled %v, want %d in all", counts, stale)
 	}
-	testdb.WaitEventsVisible(t, pool)
+	waitCtx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	if err := eventgen.WaitVisible(waitCtx, pool); err != nil {
+		t.Fatal(err)
+	}
 	evs, err := store.Read(ctx, eventstore.Position{}, 2*stale, eventstore.Filter{})
 	if err != nil {
 		t.Fatal(err)

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/tradeops/tradeops/internal/fakebinance"
-	"github.com/tradeops/tradeops/internal/testdb"
 )
 
 // The runbook's execution commands, verbatim (issue #9).
@@ -110,7 +109,7 @@ func TestExecutionNeverLeaksTheSecret(t *testing.T) {
 	f.mustCode(f.binanceTest(f.model2, btcOrder, ""), http.StatusBadGateway, "binance_rejected")
 
 	// Wait for the audit log to project every event.
-	testdb.WaitEventsVisible(t, f.pool)
+	waitVisible(t, f.pool)
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		var events, audited int
 		if err := f.pool.QueryRow(context.Background(), `SELECT (SELECT count(*) FROM watermill_events), (SELECT count(*) FROM audit_log)`).Scan(&events, &audited); err != nil {

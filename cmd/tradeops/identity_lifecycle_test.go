@@ -18,7 +18,6 @@ import (
 	"github.com/tradeops/tradeops/app"
 	"github.com/tradeops/tradeops/domain"
 	"github.com/tradeops/tradeops/internal/apispec"
-	"github.com/tradeops/tradeops/internal/testdb"
 )
 
 // slowHasher is argon2id behind a delay during which it waits on ctx, as
@@ -294,7 +293,7 @@ func TestUnknownUsernameIsNeverStored(t *testing.T) {
 		}
 	}
 	wantError(t, h.login(" "+strings.ToUpper(canary), "x", "", "192.0.2.51"), http.StatusTooManyRequests, "too_many_attempts")
-	testdb.WaitEventsVisible(t, h.pool) // the rebuild reads only what is visible
+	waitVisible(t, h.pool) // the rebuild reads only what is visible
 	if _, errOut, code := cli(t, h.dbURL, "projections", "rebuild", "audit_log"); code != 0 {
 		t.Fatalf("rebuild audit_log: %s", errOut)
 	}

@@ -43,6 +43,15 @@ func seedEvents(t *testing.T, pool *pgxpool.Pool, n int) {
 	if err := eventgen.Insert(ctx, pool, n, 500, 10); err != nil {
 		t.Fatal(err)
 	}
+	waitVisible(t, pool)
+}
+
+// waitVisible waits until readers see every stored event: the xmin horizon
+// is server-wide, so another package's open transaction can hide them.
+func waitVisible(t *testing.T, pool *pgxpool.Pool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
 	if err := eventgen.WaitVisible(ctx, pool); err != nil {
 		t.Fatal(err)
 	}
