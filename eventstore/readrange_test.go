@@ -7,10 +7,9 @@ import (
 	"github.com/tradeops/tradeops/eventstore"
 )
 
-// ReadRange reads (after, upTo] in store order, as stored: the stored
-// payload and schema version (no upcaster), the stored metadata bytes, and
-// Metadata left undecoded.
-func TestReadRangeReadsTheStoredForm(t *testing.T) {
+// EachInRange reads (after, upTo] in store order, as stored: the stored
+// payload and schema version (no upcaster) and the stored metadata bytes.
+func TestEachInRangeReadsTheStoredForm(t *testing.T) {
 	s := newReplayStore(t)
 	seedReplay(t, s)
 	waitVisible(t, s, 30)
@@ -21,25 +20,28 @@ func TestReadRangeReadsTheStoredForm(t *testing.T) {
 		return 5, json.RawMessage(`{"upcast":true}`), nil
 	}))
 	all := readAllEvents(t, upcast, eventstore.Filter{})
-	got, err := eventstore.ReadRange(t.Context(), s.Pool(), all[3].Position, all[20].Position, 100)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(got) != 17 {
-		t.Fatalf("(4th, 21st] holds %d events, want 17", len(got))
-	}
-	for i, g := range got {
+	i := 0
+	n, err := eventstore.EachInRange(t.Context(), s.Pool(), all[3].Position, all[20].Position, 100, func(g *eventstore.RawEvent) error {
 		w := all[4+i]
-		if g.Position != w.Position || g.ID != w.ID || g.StreamID != w.StreamID || g.StreamVersion != w.StreamVersion ||
-			g.Type != w.Type || !g.RecordedAt.Equal(w.RecordedAt) || g.Metadata != (eventstore.Metadata{}) {
+		if g.Position != w.Position || string(g.ID) != w.ID || string(g.StreamID) != w.StreamID || g.StreamVersion != w.StreamVersion ||
+			string(g.Type) != w.Type || !g.RecordedAt.Equal(w.RecordedAt) {
 			t.Fatalf("event %d: %+v, want %+v", i, g, w)
 		}
-		if g.SchemaVersion != w.Stored.SchemaVersion || string(g.Data) != string(w.Stored.Data) ||
-			string(g.Stored.Data) != string(w.Stored.Data) || string(g.Stored.Metadata) != string(w.Stored.Metadata) {
+		if int(g.SchemaVersion) != w.Stored.SchemaVersion || string(g.Data) != string(w.Stored.Data) ||
+			string(g.Metadata) != string(w.Stored.Metadata) {
 			t.Fatalf("event %d is not in its stored form: %+v, stored %+v", i, g, w.Stored)
 		}
+		i++
+		return nil
+	})
+	if err != nil || n != 17 || i != 17 {
+		t.Fatalf("(4th, 21st] holds %d events (%d seen, %v), want 17", n, i, err)
 	}
-	if limited, err := eventstore.ReadRange(t.Context(), s.Pool(), eventstore.Start, all[29].Position, 5); err != nil || len(limited) != 5 || limited[4].ID != all[4].ID {
-		t.Fatalf("limit 5: %d events, %v", len(limited), err)
+	var last string
+	if n, err := eventstore.EachInRange(t.Context(), s.Pool(), eventstore.Start, all[29].Position, 5, func(g *eventstore.RawEvent) error {
+		last = string(g.ID)
+		return nil
+	}); err != nil || n != 5 || last != all[4].ID {
+		t.Fatalf("limit 5: %d events, %v", n, err)
 	}
 }
