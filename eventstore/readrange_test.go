@@ -45,3 +45,34 @@ func TestEachInRangeReadsTheStoredForm(t *testing.T) {
 		t.Fatalf("limit 5: %d events, %v", n, err)
 	}
 }
+
+// ReadStoredIn reads like ReadIn (gap-free, in store order) but in the
+// stored form: the stored payload and schema version (no upcaster), the
+// stored metadata bytes, and Metadata left undecoded.
+func TestReadStoredInReadsTheStoredForm(t *testing.T) {
+	s := newReplayStore(t)
+	seedReplay(t, s)
+	waitVisible(t, s, 30)
+	upcast := eventstore.New(s.Pool(), eventstore.WithUpcaster("execution.prepare", func(v int, data json.RawMessage) (int, json.RawMessage, error) {
+		if v >= 5 {
+			return v, data, nil
+		}
+		return 5, json.RawMessage(`{"upcast":true}`), nil
+	}))
+	all := readAllEvents(t, upcast, eventstore.Filter{})
+	got, err := upcast.ReadStoredIn(t.Context(), s.Pool(), all[3].Position, 17)
+	if err != nil || len(got) != 17 {
+		t.Fatalf("17 events after the 4th: %d, %v", len(got), err)
+	}
+	for i, g := range got {
+		w := all[4+i]
+		if g.Position != w.Position || g.ID != w.ID || g.StreamID != w.StreamID || g.StreamVersion != w.StreamVersion ||
+			g.Type != w.Type || !g.RecordedAt.Equal(w.RecordedAt) || g.Metadata != (eventstore.Metadata{}) {
+			t.Fatalf("event %d: %+v, want %+v", i, g, w)
+		}
+		if g.SchemaVersion != w.Stored.SchemaVersion || string(g.Data) != string(w.Stored.Data) ||
+			string(g.Stored.Data) != string(w.Stored.Data) || string(g.Stored.Metadata) != string(w.Stored.Metadata) {
+			t.Fatalf("event %d is not in its stored form: %+v, stored %+v", i, g, w.Stored)
+		}
+	}
+}

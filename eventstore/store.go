@@ -297,6 +297,26 @@ func (s *Store) ReadIn(ctx context.Context, q Querier, after Position, limit int
 	return s.collect(rows, limit)
 }
 
+// ReadStoredIn is ReadIn for a reader of the stored form only (the audit
+// seal hashes nothing else): no upcaster runs and Metadata is left zero
+// (Stored.Metadata holds the bytes), so no time goes into decoding what the
+// reader would not look at.
+func (s *Store) ReadStoredIn(ctx context.Context, q Querier, after Position, limit int) ([]Event, error) {
+	if limit <= 0 {
+		return nil, errors.New("read: limit must be positive")
+	}
+	sql, args := readSQL(eventColumns, after, limit, Filter{})
+	rows, err := q.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, fmt.Errorf("read events: %w", err)
+	}
+	out, err := collectEvents(rows, limit, true)
+	if err != nil {
+		return nil, fmt.Errorf("read events: %w", err)
+	}
+	return out, nil
+}
+
 // EachInRange calls f with each of up to limit events in (after, upTo], in
 // store order, exactly as stored (no upcaster runs), without copying them:
 // f's RawEvent borrows the connection's read buffer and is valid only until

@@ -33,6 +33,9 @@ func (AuditSeal) Name() string     { return SealName }
 func (AuditSeal) Version() int     { return 1 }
 func (AuditSeal) Tables() []string { return []string{sealTable} }
 
+// The seal hashes the stored form only: its reads skip decoding the rest.
+func (AuditSeal) storedFormOnly() {}
+
 // SealName is the seal projection's name.
 const SealName = "audit_seal"
 
