@@ -7,19 +7,28 @@ import (
 	"github.com/tradeops/tradeops/eventstore"
 )
 
-// EachInRange reads (after, upTo] in store order, as stored: the stored
-// payload and schema version (no upcaster) and the stored metadata bytes.
-func TestEachInRangeReadsTheStoredForm(t *testing.T) {
-	s := newReplayStore(t)
+// upcastingStore seeds a store and returns it, a Store on the same pool
+// with an upcaster for execution.prepare, and every event as that one reads
+// it (Stored holds the stored form to compare with).
+func upcastingStore(t *testing.T) (s, upcast *eventstore.Store, all []eventstore.Event) {
+	t.Helper()
+	s = newReplayStore(t)
 	seedReplay(t, s)
 	waitVisible(t, s, 30)
-	upcast := eventstore.New(s.Pool(), eventstore.WithUpcaster("execution.prepare", func(v int, data json.RawMessage) (int, json.RawMessage, error) {
+	upcast = eventstore.New(s.Pool(), eventstore.WithUpcaster("execution.prepare", func(v int, data json.RawMessage) (int, json.RawMessage, error) {
 		if v >= 5 {
 			return v, data, nil
 		}
 		return 5, json.RawMessage(`{"upcast":true}`), nil
 	}))
-	all := readAllEvents(t, upcast, eventstore.Filter{})
+	all = readAllEvents(t, upcast, eventstore.Filter{})
+	return s, upcast, all
+}
+
+// EachInRange reads (after, upTo] in store order, as stored: the stored
+// payload and schema version (no upcaster) and the stored metadata bytes.
+func TestEachInRangeReadsTheStoredForm(t *testing.T) {
+	s, _, all := upcastingStore(t)
 	i := 0
 	n, err := eventstore.EachInRange(t.Context(), s.Pool(), all[3].Position, all[20].Position, 100, func(g *eventstore.RawEvent) error {
 		w := all[4+i]
@@ -50,19 +59,19 @@ func TestEachInRangeReadsTheStoredForm(t *testing.T) {
 // stored form: the stored payload and schema version (no upcaster), the
 // stored metadata bytes, and Metadata left undecoded.
 func TestReadStoredInReadsTheStoredForm(t *testing.T) {
-	s := newReplayStore(t)
-	seedReplay(t, s)
-	waitVisible(t, s, 30)
-	upcast := eventstore.New(s.Pool(), eventstore.WithUpcaster("execution.prepare", func(v int, data json.RawMessage) (int, json.RawMessage, error) {
-		if v >= 5 {
-			return v, data, nil
-		}
-		return 5, json.RawMessage(`{"upcast":true}`), nil
-	}))
-	all := readAllEvents(t, upcast, eventstore.Filter{})
-	got, err := upcast.ReadStoredIn(t.Context(), s.Pool(), all[3].Position, 17)
+	_, upcast, all := upcastingStore(t)
+	got, err := upcast.ReadStoredIn(t.Context(), upcast.Pool(), all[3].Position, 17)
 	if err != nil || len(got) != 17 {
 		t.Fatalf("17 events after the 4th: %d, %v", len(got), err)
+	}
+	upcasts := 0
+	for _, w := range all[4:21] {
+		if string(w.Data) != string(w.Stored.Data) {
+			upcasts++
+		}
+	}
+	if upcasts == 0 {
+		t.Fatal("no event in the range is upcast: the test proves nothing")
 	}
 	for i, g := range got {
 		w := all[4+i]
