@@ -1,0 +1,320 @@
+package export
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tradeops/tradeops/eventstore"
+	"github.com/tradeops/tradeops/projections"
+)
+
+// EventReader is what the relay needs of the event store: gap-free reads
+// in store order (below the xmin horizon).
+type EventReader interface {
+	Read(ctx context.Context, after eventstore.Position, limit int, f eventstore.Filter) ([]eventstore.Event, error)
+}
+
+// Relay exports the event stream to a JetStream stream.
+type Relay struct {
+	pool       *pgxpool.Pool
+	events     EventReader
+	cfg        Config
+	batch      int
+	poll       time.Duration
+	ackTimeout time.Duration
+	once       bool
+	log        *slog.Logger
+	metrics    *metrics
+}
+
+// Option configures a Relay.
+type Option func(*Relay)
+
+// WithBatchSize sets how many events one read takes and one checkpoint
+// covers (default 1000). Two batches are in flight at most, so it also
+// sizes the window of unacknowledged publishes.
+func WithBatchSize(n int) Option { return func(r *Relay) { r.batch = n } }
+
+// WithPollInterval sets how often an idle relay looks for new events
+// (default 10ms): the export's live lag is about this interval.
+func WithPollInterval(d time.Duration) Option { return func(r *Relay) { r.poll = d } }
+
+// WithAckTimeout fails a publish the broker has not acknowledged after d
+// (default 5s): a broker that stopped answering ends the session.
+func WithAckTimeout(d time.Duration) Option { return func(r *Relay) { r.ackTimeout = d } }
+
+// UntilCaughtUp makes Run return once every event visible when it read
+// last is exported and acknowledged (the CLI's --once).
+func UntilCaughtUp() Option { return func(r *Relay) { r.once = true } }
+
+// WithLogger sets the logger (default slog.Default()).
+func WithLogger(l *slog.Logger) Option { return func(r *Relay) { r.log = l } }
+
+// WithMetrics registers the relay's metrics on reg.
+func WithMetrics(reg prometheus.Registerer) Option {
+	return func(r *Relay) { r.metrics = newMetrics(reg) }
+}
+
+// NewRelay returns a relay of the events in pool (read through events) to
+// the stream cfg names. cfg must be valid (Config.Validate).
+func NewRelay(pool *pgxpool.Pool, events EventReader, cfg Config, opts ...Option) *Relay {
+	r := &Relay{pool: pool, events: events, cfg: cfg, batch: 1000, poll: 10 * time.Millisecond,
+		ackTimeout: 5 * time.Second, log: slog.Default()}
+	for _, o := range opts {
+		o(r)
+	}
+	if r.metrics == nil {
+		r.metrics = newMetrics(nil)
+	}
+	return r
+}
+
+// Run exports until ctx ends (nil), a configuration error (ErrFatal) or,
+// with UntilCaughtUp, until caught up (nil). A broker or database that
+// fails is waited for with backoff: the export resumes where the broker's
+// stream ends, and nothing else in the process is held up.
+func (r *Relay) Run(ctx context.Context) error {
+	log := r.log.With("stream", r.cfg.Stream, "nats", r.cfg.Redacted())
+	gauges, stopGauges := context.WithCancel(ctx)
+	defer stopGauges()
+	go r.refreshGauges(gauges)
+	var backoff time.Duration
+	var lastErr string
+	for {
+		progressed, err := r.session(ctx, log)
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case err == nil:
+			return nil // caught up (UntilCaughtUp)
+		case errors.Is(err, ErrFatal):
+			log.Error("export stopped", "err", err)
+			return err
+		}
+		r.metrics.errors.Inc()
+		if err.Error() != lastErr { // a persistent failure is logged once, not every retry
+			log.Error("export failed; retrying", "err", err)
+			lastErr = err.Error()
+		}
+		recordError(ctx, r.pool, r.cfg.Stream, err)
+		if progressed {
+			backoff = 0
+		}
+		backoff = min(max(2*backoff, 100*time.Millisecond), 5*time.Second)
+		sleep(ctx, backoff)
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// session connects, takes the export lock, reconciles the checkpoint with
+// the stream and pumps events until something fails. progressed reports
+// whether a batch was acknowledged.
+func (r *Relay) session(ctx context.Context, log *slog.Logger) (progressed bool, err error) {
+	// Connect and check the stream before the lock, so that a relay
+	// waiting for the lock still reports bad credentials or permissions.
+	b, err := dial(r.cfg, 2*r.batch, r.ackTimeout)
+	if err != nil {
+		return false, err
+	}
+	defer b.close()
+	s, err := b.ensureStream(ctx, r.cfg)
+	if err != nil {
+		return false, err
+	}
+	l, err := acquire(ctx, r.pool, r.cfg.Stream, log)
+	if err != nil {
+		return false, err
+	}
+	defer l.release()
+	r.metrics.active.Set(1)
+	defer r.metrics.active.Set(0)
+	if err := ensureCheckpoint(ctx, l.conn, r.cfg.Stream); err != nil {
+		return false, err
+	}
+	cp, err := r.reconcile(ctx, l, b, s, log)
+	if err != nil {
+		return false, err
+	}
+	return r.pump(ctx, l, b, cp)
+}
+
+// reconcile returns where to resume: after the stream's last message,
+// which is what the broker holds, whatever the checkpoint says. The
+// checkpoint is behind it after a crash between the broker's ack and the
+// checkpoint's commit (nothing is published twice), and ahead of it when
+// the broker lost acknowledged messages (an unreplicated NATS 2.9 stream
+// whose server crashed before flushing): those are published again.
+func (r *Relay) reconcile(ctx context.Context, l *lock, b *broker, s jetstream.Stream, log *slog.Logger) (Checkpoint, error) {
+	cp, err := readCheckpoint(ctx, l.conn, r.cfg.Stream)
+	if err != nil {
+		return cp, err
+	}
+	t, err := b.lastExported(ctx, s)
+	if err != nil {
+		return cp, err
+	}
+	next := Checkpoint{Position: cp.Position, StreamSeq: t.Seq}
+	switch {
+	case t.Present:
+		next.Position = t.Position
+		if t.Position.Less(cp.Position) {
+			log.Warn("the stream ends before the checkpoint: the broker lost acknowledged messages; exporting them again",
+				"checkpoint", cp.Position.String(), "stream_last", t.Position.String(), "stream_seq", t.Seq)
+		}
+	case t.Seq == 0:
+		next.Position = eventstore.Start
+		if cp.Position != eventstore.Start {
+			log.Warn("the stream is new or was recreated: exporting every event from the start", "checkpoint", cp.Position.String())
+		}
+	default:
+		log.Warn("the stream's last message is gone (deleted, purged or aged out): resuming from the checkpoint",
+			"checkpoint", cp.Position.String(), "stream_seq", t.Seq)
+	}
+	if next != cp {
+		if err := saveCheckpoint(ctx, l.conn, r.cfg.Stream, next, 0); err != nil {
+			return cp, err
+		}
+	}
+	log.Info("export running", "from", next.Position.String(), "stream_seq", next.StreamSeq)
+	return next, nil
+}
+
+// noRetry turns off nats.go's automatic re-send of an unanswered async
+// publish: it re-sends after later messages, out of order.
+var noRetry = []jetstream.PublishOpt{jetstream.WithRetryAttempts(0)}
+
+// window is one batch published and not yet acknowledged.
+type window struct {
+	futures []jetstream.PubAckFuture
+	ids     []string
+	last    eventstore.Position
+}
+
+// pump publishes batch after batch, each message chained to the one before:
+// the first of a session expects the stream's last sequence, every other
+// one the previous event's id as the stream's last message id, so when the
+// broker refuses one, it refuses every later one of the window too and the
+// stream keeps store order. While a batch waits for its acks the next one
+// is read and published; the checkpoint moves once a whole batch is acked.
+func (r *Relay) pump(ctx context.Context, l *lock, b *broker, cp Checkpoint) (progressed bool, err error) {
+	var (
+		red      projections.Redactor
+		enc      eventstore.LineEncoder
+		pos      = cp.Position
+		prevID   string
+		inflight *window
+	)
+	for {
+		events, err := r.events.Read(ctx, pos, r.batch, eventstore.Filter{})
+		if err != nil {
+			return progressed, err
+		}
+		if len(events) == 0 {
+			switch {
+			case inflight != nil:
+				if err := r.settle(ctx, l, inflight, &cp); err != nil {
+					return progressed, err
+				}
+				inflight, progressed = nil, true
+			case r.once:
+				return progressed, nil
+			default:
+				sleep(ctx, r.poll)
+				if ctx.Err() != nil {
+					return progressed, ctx.Err()
+				}
+			}
+			continue
+		}
+		w := &window{futures: make([]jetstream.PubAckFuture, 0, len(events)), ids: make([]string, 0, len(events))}
+		for i := range events {
+			e := &events[i]
+			msg, err := r.message(e, &red, &enc)
+			if err != nil {
+				return progressed, err
+			}
+			if prevID == "" {
+				msg.Header.Set(jetstream.ExpectedLastSeqHeader, formatSeq(cp.StreamSeq))
+			} else {
+				msg.Header.Set(jetstream.ExpectedLastMsgIDHeader, prevID)
+			}
+			f, err := b.js.PublishMsgAsync(msg, noRetry...)
+			if err != nil {
+				return progressed, fmt.Errorf("publish event %s at %s: %w", e.ID, e.Position, err)
+			}
+			w.futures, w.ids = append(w.futures, f), append(w.ids, e.ID)
+			prevID = e.ID
+		}
+		w.last = events[len(events)-1].Position
+		pos = w.last
+		if inflight != nil {
+			if err := r.settle(ctx, l, inflight, &cp); err != nil {
+				return progressed, err
+			}
+			progressed = true
+		}
+		inflight = w
+	}
+}
+
+// message builds e's message: the replay line of e with its payload
+// redacted as in the audit log, on the subject of its type.
+func (r *Relay) message(e *eventstore.Event, red *projections.Redactor, enc *eventstore.LineEncoder) (*nats.Msg, error) {
+	data, err := red.Redact(e.Data)
+	if err != nil {
+		return nil, fmt.Errorf("event %s at %s: payload: %w", e.ID, e.Position, err)
+	}
+	redacted := *e
+	redacted.Data = data
+	line, err := enc.Encode(&redacted)
+	if err != nil {
+		return nil, fmt.Errorf("event %s at %s: %w", e.ID, e.Position, err)
+	}
+	return &nats.Msg{Subject: r.cfg.Subject(e.Type), Header: header(e), Data: append([]byte(nil), line...)}, nil
+}
+
+// settle waits for every ack of w, then moves the checkpoint to w's last
+// event. A refused or unanswered publish ends the session: the messages
+// after it were refused with it (chained), and the next session resumes
+// after the stream's last message.
+func (r *Relay) settle(ctx context.Context, l *lock, w *window, cp *Checkpoint) error {
+	stored := 0
+	for i, f := range w.futures {
+		select {
+		case ack := <-f.Ok():
+			if ack.Duplicate {
+				r.metrics.duplicates.Inc()
+			} else {
+				stored++
+			}
+			cp.StreamSeq = ack.Sequence
+		case err := <-f.Err():
+			return fmt.Errorf("the broker did not store event %s (message %d of a batch of %d); it and the rest of the batch will be published again: %w",
+				w.ids[i], i+1, len(w.futures), err)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	cp.Position = w.last
+	if err := saveCheckpoint(ctx, l.conn, r.cfg.Stream, *cp, stored); err != nil {
+		return err
+	}
+	r.metrics.published.Add(float64(stored))
+	return nil
+}
