@@ -24,6 +24,10 @@ const (
 	HeaderCorrelationID = "Tradeops-Correlation-Id"
 )
 
+// apiTimeout bounds each JetStream API request: a request the server drops
+// (a permissions violation) is only known by its silence.
+const apiTimeout = 5 * time.Second
+
 // ErrFatal marks errors that waiting will not cure: credentials refused,
 // missing permissions, JetStream not enabled, a stream configured
 // differently. The relay stops on them instead of retrying.
@@ -75,6 +79,17 @@ func dial(cfg Config, maxPending int, ackTimeout time.Duration) (*broker, error)
 
 func (b *broker) close() { b.nc.Close() }
 
+// stream looks up an existing stream.
+func (b *broker) stream(ctx context.Context, name string) (jetstream.Stream, error) {
+	ctx, cancel := context.WithTimeout(ctx, apiTimeout)
+	defer cancel()
+	s, err := b.js.Stream(ctx, name)
+	if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return nil, b.classify("look up stream "+name, err)
+	}
+	return s, err
+}
+
 // classify turns a JetStream API failure into a fatal error when waiting
 // cannot help, naming what to fix.
 func (b *broker) classify(what string, err error) error {
@@ -98,6 +113,8 @@ func (b *broker) classify(what string, err error) error {
 // existing stream must capture the subjects the relay publishes to; its
 // other settings are the operator's and are left alone.
 func (b *broker) ensureStream(ctx context.Context, cfg Config) (jetstream.Stream, error) {
+	ctx, cancel := context.WithTimeout(ctx, apiTimeout)
+	defer cancel()
 	s, err := b.js.Stream(ctx, cfg.Stream)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		s, err = b.js.CreateStream(ctx, jetstream.StreamConfig{
@@ -136,6 +153,8 @@ type tip struct {
 
 // lastExported reads the stream's last message.
 func (b *broker) lastExported(ctx context.Context, s jetstream.Stream) (tip, error) {
+	ctx, cancel := context.WithTimeout(ctx, apiTimeout)
+	defer cancel()
 	info, err := s.Info(ctx)
 	if err != nil {
 		return tip{}, b.classify("stream info", err)

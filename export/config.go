@@ -55,7 +55,7 @@ func (c Config) Validate() error {
 	}
 	for _, u := range strings.Split(c.URL, ",") {
 		p, err := url.Parse(strings.TrimSpace(u))
-		if err != nil || p.Host == "" {
+		if err != nil || p.Hostname() == "" {
 			return fmt.Errorf("NATS URL %q: want nats://host:port (comma separated for several servers)", redactURL(u))
 		}
 		switch p.Scheme {

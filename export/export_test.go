@@ -3,6 +3,7 @@ package export_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -483,5 +484,37 @@ func TestVerifyDetectsDeletedAndReordered(t *testing.T) {
 	res, err = export.Verify(ctx, e.cfg, e.store)
 	if err != nil || res.Problem == nil || res.Problem.Kind != "missing" || res.Problem.EventID != evs[5].ID {
 		t.Fatalf("verify of a stream with a deleted message: %+v %v", res.Problem, err)
+	}
+}
+
+// Credentials the server refuses, or a user without the JetStream API
+// permissions, stop the relay at start with a clear error that never
+// shows the password.
+func TestBadCredentialsAndPermissionsFailAtStart(t *testing.T) {
+	conf := t.TempDir() + "/nats.conf"
+	if err := os.WriteFile(conf, []byte(`authorization {
+  users = [
+    {user: admin, password: "admin-pw"}
+    {user: narrow, password: "canary-pw-2", permissions: {publish: "other.>", subscribe: "_INBOX.>"}}
+  ]
+}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv := natstest.Start(t, "-c", conf)
+	pool, _ := testdb.New(t)
+	host := strings.TrimPrefix(srv.URL, "nats://")
+	for name, tc := range map[string]struct{ url, want string }{
+		"wrong password":     {"nats://admin:canary-pw-1@" + host, "refused the credentials"},
+		"missing permission": {"nats://narrow:canary-pw-2@" + host, "lacks a permission"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			err := export.NewRelay(pool, eventstore.New(pool), config(tc.url)).Run(ctx)
+			if !errors.Is(err, export.ErrFatal) || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "canary") {
+				t.Fatalf("err = %v; want a fatal error saying %q without the password", err, tc.want)
+			}
+		})
 	}
 }

@@ -37,12 +37,12 @@ func Inspect(ctx context.Context, cfg Config) (StreamState, error) {
 		return StreamState{}, err
 	}
 	defer b.close()
-	s, err := b.js.Stream(ctx, cfg.Stream)
+	s, err := b.stream(ctx, cfg.Stream)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		return StreamState{}, nil
 	}
 	if err != nil {
-		return StreamState{}, b.classify("look up stream "+cfg.Stream, err)
+		return StreamState{}, err
 	}
 	info := s.CachedInfo()
 	st := StreamState{Exists: true, Messages: info.State.Msgs, Bytes: info.State.Bytes, FirstSeq: info.State.FirstSeq,
@@ -95,9 +95,9 @@ func Tail(ctx context.Context, cfg Config, opts TailOptions, w io.Writer) (int64
 // each calls f with the stream's messages from an ordered consumer until f
 // returns false or ctx ends (nil error).
 func each(ctx context.Context, b *broker, stream string, occ jetstream.OrderedConsumerConfig, f func(jetstream.Msg) (bool, error)) error {
-	s, err := b.js.Stream(ctx, stream)
+	s, err := b.stream(ctx, stream)
 	if err != nil {
-		return b.classify("look up stream "+stream, err)
+		return err
 	}
 	c, err := s.OrderedConsumer(ctx, occ)
 	if err != nil {

@@ -52,14 +52,11 @@ func Verify(ctx context.Context, cfg Config, events EventReader) (VerifyResult, 
 		return res, err
 	}
 	defer b.close()
-	s, err := b.js.Stream(ctx, cfg.Stream)
+	s, err := b.stream(ctx, cfg.Stream)
 	if err != nil {
-		return res, b.classify("look up stream "+cfg.Stream, err)
+		return res, err
 	}
-	info, err := s.Info(ctx)
-	if err != nil {
-		return res, b.classify("stream info", err)
-	}
+	info := s.CachedInfo()
 	res.StreamSeqs = info.State.LastSeq
 	var list []exported
 	if info.State.Msgs > 0 {

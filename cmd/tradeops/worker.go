@@ -21,7 +21,9 @@ import (
 // scale them apart (then run serve with --projections=off). Several workers
 // may run: each batch of a projection is applied by exactly one of them.
 const workerUsage = `usage: tradeops worker [--metrics-addr :9091]
-Runs the projections without the API (then run serve --projections=off).`
+Runs the projections without the API (then run serve --projections=off), and
+the export of the event stream to NATS JetStream when EXPORT_NATS_URL is set
+(see tradeops export -h).`
 
 func runWorker(ctx context.Context, getenv env, io stdio, args []string) error {
 	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
@@ -32,6 +34,15 @@ func runWorker(ctx context.Context, getenv env, io stdio, args []string) error {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(orDefault(getenv("LOG_LEVEL"), "info"))); err != nil {
 		return usageError("LOG_LEVEL must be one of debug, info, warn, error")
+	}
+	exportCfg, exporting, err := exportConfigFromEnv(getenv)
+	if err != nil {
+		return err
+	}
+	if exporting {
+		if err := validExportConfig(exportCfg); err != nil {
+			return err
+		}
 	}
 	log := newLogger(io.out, level)
 	slog.SetDefault(log)
@@ -54,6 +65,12 @@ func runWorker(ctx context.Context, getenv env, io stdio, args []string) error {
 	g.Go(func() error {
 		if err := postgres.MigrateWithRetry(ctx, pool, log); err != nil {
 			return nil // shutting down
+		}
+		if exporting {
+			// A configuration error the broker reports (credentials,
+			// permissions) stops the worker with it; an unavailable broker
+			// is waited for.
+			g.Go(func() error { return runRelay(ctx, pool, exportCfg, reg, log) })
 		}
 		startProjections(ctx, pool, eventstore.New(pool), reg, log)
 		return nil

@@ -36,12 +36,15 @@ type Server struct {
 	bin  string
 	port int
 	dir  string
+	args []string
 	cmd  *exec.Cmd
 }
 
-// Start starts a JetStream server for t, stopped when t ends. Without a
-// nats-server binary it skips t, unless CI is set: CI must run the tests.
-func Start(t testing.TB) *Server {
+// Start starts a JetStream server for t, stopped when t ends; args are
+// added to its command line (e.g. -c FILE for users and permissions).
+// Without a nats-server binary it skips t, unless CI is set: CI must run
+// the tests.
+func Start(t testing.TB, args ...string) *Server {
 	t.Helper()
 	bin, err := Binary()
 	if err != nil {
@@ -50,7 +53,7 @@ func Start(t testing.TB) *Server {
 		}
 		t.Skip(err)
 	}
-	s, err := StartIn(bin, t.TempDir())
+	s, err := StartIn(bin, t.TempDir(), args...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,20 +62,20 @@ func Start(t testing.TB) *Server {
 }
 
 // StartIn starts bin with JetStream storing under dir, on a free port.
-func StartIn(bin, dir string) (*Server, error) {
+func StartIn(bin, dir string, args ...string) (*Server, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
 	_ = ln.Close()
-	s := &Server{URL: "nats://127.0.0.1:" + strconv.Itoa(port), bin: bin, port: port, dir: dir}
+	s := &Server{URL: "nats://127.0.0.1:" + strconv.Itoa(port), bin: bin, port: port, dir: dir, args: args}
 	return s, s.Restart()
 }
 
 // Restart starts the server again on the same port and store (after Kill).
 func (s *Server) Restart() error {
-	s.cmd = exec.Command(s.bin, "-js", "-a", "127.0.0.1", "-p", strconv.Itoa(s.port), "-sd", s.dir)
+	s.cmd = exec.Command(s.bin, append([]string{"-js", "-a", "127.0.0.1", "-p", strconv.Itoa(s.port), "-sd", s.dir}, s.args...)...)
 	s.cmd.Stdout, s.cmd.Stderr = nil, nil
 	if err := s.cmd.Start(); err != nil {
 		return fmt.Errorf("start nats-server: %w", err)
