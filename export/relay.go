@@ -39,7 +39,7 @@ type Relay struct {
 type Option func(*Relay)
 
 // WithBatchSize sets how many events one read takes and one checkpoint
-// covers (default 1000). Two batches are in flight at most, so it also
+// covers (default 1000). Up to windows+1 batches are in flight, so it also
 // sizes the window of unacknowledged publishes.
 func WithBatchSize(n int) Option { return func(r *Relay) { r.batch = n } }
 
@@ -128,7 +128,7 @@ func sleep(ctx context.Context, d time.Duration) {
 func (r *Relay) session(ctx context.Context, log *slog.Logger) (progressed bool, err error) {
 	// Connect and check the stream before the lock, so that a relay
 	// waiting for the lock still reports bad credentials or permissions.
-	b, err := dial(r.cfg, 2*r.batch, r.ackTimeout)
+	b, err := dial(r.cfg, (windows+1)*r.batch, r.ackTimeout)
 	if err != nil {
 		return false, err
 	}
@@ -199,6 +199,11 @@ func (r *Relay) reconcile(ctx context.Context, l *lock, b *broker, s jetstream.S
 // publish: it re-sends after later messages, out of order.
 var noRetry = []jetstream.PublishOpt{jetstream.WithRetryAttempts(0)}
 
+// windows is how many batches may wait for their acks while the next one
+// is read and published: the broker's round trip (and its disk) overlap
+// reading and encoding.
+const windows = 4
+
 // window is one batch published and not yet acknowledged.
 type window struct {
 	futures []jetstream.PubAckFuture
@@ -210,7 +215,7 @@ type window struct {
 // the first of a session expects the stream's last sequence, every other
 // one the previous event's id as the stream's last message id, so when the
 // broker refuses one, it refuses every later one of the window too and the
-// stream keeps store order. While a batch waits for its acks the next one
+// stream keeps store order. While batches wait for their acks the next one
 // is read and published; the checkpoint moves once a whole batch is acked.
 func (r *Relay) pump(ctx context.Context, l *lock, b *broker, cp Checkpoint) (progressed bool, err error) {
 	var (
@@ -218,7 +223,7 @@ func (r *Relay) pump(ctx context.Context, l *lock, b *broker, cp Checkpoint) (pr
 		enc      eventstore.LineEncoder
 		pos      = cp.Position
 		prevID   string
-		inflight *window
+		inflight []*window // oldest first
 	)
 	for {
 		events, err := r.events.Read(ctx, pos, r.batch, eventstore.Filter{})
@@ -227,11 +232,11 @@ func (r *Relay) pump(ctx context.Context, l *lock, b *broker, cp Checkpoint) (pr
 		}
 		if len(events) == 0 {
 			switch {
-			case inflight != nil:
-				if err := r.settle(ctx, l, inflight, &cp); err != nil {
+			case len(inflight) > 0:
+				if err := r.settle(ctx, l, inflight[0], &cp); err != nil {
 					return progressed, err
 				}
-				inflight, progressed = nil, true
+				inflight, progressed = inflight[1:], true
 			case r.once:
 				return progressed, nil
 			default:
@@ -263,13 +268,12 @@ func (r *Relay) pump(ctx context.Context, l *lock, b *broker, cp Checkpoint) (pr
 		}
 		w.last = events[len(events)-1].Position
 		pos = w.last
-		if inflight != nil {
-			if err := r.settle(ctx, l, inflight, &cp); err != nil {
+		if inflight = append(inflight, w); len(inflight) > windows {
+			if err := r.settle(ctx, l, inflight[0], &cp); err != nil {
 				return progressed, err
 			}
-			progressed = true
+			inflight, progressed = inflight[1:], true
 		}
-		inflight = w
 	}
 }
 

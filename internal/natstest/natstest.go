@@ -5,12 +5,14 @@
 package natstest
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -90,6 +92,28 @@ func (s *Server) Restart() error {
 	}
 	s.Kill()
 	return errors.New("nats-server did not start listening within 10s")
+}
+
+// CPU is the server process's CPU time so far (user + system, from
+// /proc/<pid>/stat; zero where there is none), for benchmarks that must
+// count the broker's share of a 2-core box.
+func (s *Server) CPU() time.Duration {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return 0
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(s.cmd.Process.Pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	// Fields after the parenthesised command name: utime and stime are
+	// the 12th and 13th of them, in clock ticks (USER_HZ, 100).
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(u+st) * 10 * time.Millisecond
 }
 
 // Kill stops the server with SIGKILL (what a crash looks like) and waits.
