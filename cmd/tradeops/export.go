@@ -6,14 +6,12 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"net"
 	"strconv"
 	"text/tabwriter"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/tradeops/tradeops/adapters/postgres"
@@ -90,27 +88,28 @@ func validExportConfig(cfg export.Config) error {
 	return nil
 }
 
-// brokerFlags adds the broker flags to fs, defaulting to the environment,
-// and returns the configuration they give once fs is parsed.
-func brokerFlags(fs *flag.FlagSet, getenv env) (func() (export.Config, error), error) {
+// parseExportFlags adds the broker flags to fs (defaulting to the
+// environment), parses args and returns the broker's configuration.
+func parseExportFlags(fs *flag.FlagSet, getenv env, io stdio, args []string) (export.Config, error) {
 	cfg, _, err := exportConfigFromEnv(getenv)
 	if err != nil {
-		return nil, err
+		return cfg, err
 	}
 	url := fs.String("url", "", "NATS URL (default EXPORT_NATS_URL; prefer the variable: a flag shows in ps)")
 	fs.StringVar(&cfg.Stream, "stream", cfg.Stream, "JetStream stream name (EXPORT_NATS_STREAM)")
 	fs.StringVar(&cfg.SubjectPrefix, "subject-prefix", cfg.SubjectPrefix, "events go to PREFIX.<event type> (EXPORT_NATS_SUBJECT_PREFIX)")
 	fs.IntVar(&cfg.Replicas, "replicas", cfg.Replicas, "replicas of the stream when created (EXPORT_NATS_REPLICAS; 3 in production)")
 	fs.DurationVar(&cfg.Duplicates, "duplicate-window", cfg.Duplicates, "the stream's duplicate window when created (EXPORT_NATS_DUPLICATE_WINDOW)")
-	return func() (export.Config, error) {
-		if *url != "" {
-			cfg.URL = *url
-		}
-		if cfg.URL == "" {
-			return cfg, usageError("export: no broker: set EXPORT_NATS_URL (or --url)")
-		}
-		return cfg, validExportConfig(cfg)
-	}, nil
+	if _, err := parseFlags(fs, args, io.out, exportUsage, 0); err != nil {
+		return cfg, err
+	}
+	if *url != "" {
+		cfg.URL = *url
+	}
+	if cfg.URL == "" {
+		return cfg, usageError("export: no broker: set EXPORT_NATS_URL (or --url)")
+	}
+	return cfg, validExportConfig(cfg)
 }
 
 func exportNATS(ctx context.Context, getenv env, io stdio, args []string) error {
@@ -118,23 +117,16 @@ func exportNATS(ctx context.Context, getenv env, io stdio, args []string) error 
 	once := fs.Bool("once", false, "exit once every visible event is exported")
 	batch := fs.Int("batch", 1000, "events per batch (and per checkpoint)")
 	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus metrics on this address (empty: off)")
-	config, err := brokerFlags(fs, getenv)
-	if err != nil {
-		return err
-	}
-	if _, err := parseFlags(fs, args, io.out, exportUsage, 0); err != nil {
-		return err
-	}
-	cfg, err := config()
+	cfg, err := parseExportFlags(fs, getenv, io, args)
 	if err != nil {
 		return err
 	}
 	if *batch < 1 {
 		return usageError("--batch must be positive")
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(orDefault(getenv("LOG_LEVEL"), "info"))); err != nil {
-		return usageError("LOG_LEVEL must be one of debug, info, warn, error")
+	level, err := logLevel(getenv)
+	if err != nil {
+		return err
 	}
 	log := newLogger(io.err, level)
 	pool, err := openDB(ctx, getenv)
@@ -144,13 +136,8 @@ func exportNATS(ctx context.Context, getenv env, io stdio, args []string) error 
 	defer pool.Close()
 	reg := newRegistry(pool)
 	g, ctx := errgroup.WithContext(ctx)
-	if *metricsAddr != "" {
-		ln, err := net.Listen("tcp", *metricsAddr)
-		if err != nil {
-			return fmt.Errorf("listen on --metrics-addr %s: %w", *metricsAddr, err)
-		}
-		log.Info("serving metrics", "addr", ln.Addr().String())
-		g.Go(func() error { return serveHTTP(ctx, ln, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), log) })
+	if err := serveMetrics(ctx, g, *metricsAddr, reg, log); err != nil {
+		return err
 	}
 	g.Go(func() error {
 		if err := postgres.MigrateWithRetry(ctx, pool, log); err != nil {
@@ -184,14 +171,7 @@ func runRelay(ctx context.Context, pool *pgxpool.Pool, cfg export.Config, reg pr
 
 func exportStatus(ctx context.Context, getenv env, io stdio, args []string) error {
 	fs := flag.NewFlagSet("export status", flag.ContinueOnError)
-	config, err := brokerFlags(fs, getenv)
-	if err != nil {
-		return err
-	}
-	if _, err := parseFlags(fs, args, io.out, exportUsage, 0); err != nil {
-		return err
-	}
-	cfg, err := config()
+	cfg, err := parseExportFlags(fs, getenv, io, args)
 	if err != nil {
 		return err
 	}
@@ -240,14 +220,7 @@ func exportStatus(ctx context.Context, getenv env, io stdio, args []string) erro
 
 func exportVerify(ctx context.Context, getenv env, io stdio, args []string) error {
 	fs := flag.NewFlagSet("export verify", flag.ContinueOnError)
-	config, err := brokerFlags(fs, getenv)
-	if err != nil {
-		return err
-	}
-	if _, err := parseFlags(fs, args, io.out, exportUsage, 0); err != nil {
-		return err
-	}
-	cfg, err := config()
+	cfg, err := parseExportFlags(fs, getenv, io, args)
 	if err != nil {
 		return err
 	}
@@ -277,14 +250,7 @@ func exportTail(ctx context.Context, getenv env, io stdio, args []string) error 
 	fromSeq := fs.Uint64("from-seq", 0, "start at this stream sequence (1: the whole stream)")
 	since := fs.String("since", "", "start at the first message stored at or after this RFC 3339 time")
 	limit := fs.Int64("limit", 0, "stop after N messages (0: until interrupted)")
-	config, err := brokerFlags(fs, getenv)
-	if err != nil {
-		return err
-	}
-	if _, err := parseFlags(fs, args, io.out, exportUsage, 0); err != nil {
-		return err
-	}
-	cfg, err := config()
+	cfg, err := parseExportFlags(fs, getenv, io, args)
 	if err != nil {
 		return err
 	}

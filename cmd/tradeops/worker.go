@@ -31,9 +31,9 @@ func runWorker(ctx context.Context, getenv env, io stdio, args []string) error {
 	if _, err := parseFlags(fs, args, io.out, workerUsage, 0); err != nil {
 		return err
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(orDefault(getenv("LOG_LEVEL"), "info"))); err != nil {
-		return usageError("LOG_LEVEL must be one of debug, info, warn, error")
+	level, err := logLevel(getenv)
+	if err != nil {
+		return err
 	}
 	exportCfg, exporting, err := exportConfigFromEnv(getenv)
 	if err != nil {
@@ -54,13 +54,8 @@ func runWorker(ctx context.Context, getenv env, io stdio, args []string) error {
 	reg := newRegistry(pool)
 
 	g, ctx := errgroup.WithContext(ctx)
-	if *metricsAddr != "" {
-		ln, err := net.Listen("tcp", *metricsAddr)
-		if err != nil {
-			return fmt.Errorf("listen on --metrics-addr %s: %w", *metricsAddr, err)
-		}
-		log.Info("serving metrics", "addr", ln.Addr().String())
-		g.Go(func() error { return serveHTTP(ctx, ln, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), log) })
+	if err := serveMetrics(ctx, g, *metricsAddr, reg, log); err != nil {
+		return err
 	}
 	g.Go(func() error {
 		if err := postgres.MigrateWithRetry(ctx, pool, log); err != nil {
@@ -76,6 +71,29 @@ func runWorker(ctx context.Context, getenv env, io stdio, args []string) error {
 		return nil
 	})
 	return g.Wait()
+}
+
+// logLevel reads LOG_LEVEL (default info).
+func logLevel(getenv env) (slog.Level, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(orDefault(getenv("LOG_LEVEL"), "info"))); err != nil {
+		return level, usageError("LOG_LEVEL must be one of debug, info, warn, error")
+	}
+	return level, nil
+}
+
+// serveMetrics serves reg on addr within g (nothing when addr is empty).
+func serveMetrics(ctx context.Context, g *errgroup.Group, addr string, reg *prometheus.Registry, log *slog.Logger) error {
+	if addr == "" {
+		return nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on --metrics-addr %s: %w", addr, err)
+	}
+	log.Info("serving metrics", "addr", ln.Addr().String())
+	g.Go(func() error { return serveHTTP(ctx, ln, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}), log) })
+	return nil
 }
 
 // startProjections keeps the live projections up to date until ctx ends.

@@ -23,10 +23,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"os"
 	"runtime/pprof"
-	"slices"
 	"sync"
 	"time"
 
@@ -100,7 +98,7 @@ func run(ctx context.Context, events, runs int, lagFor time.Duration, rate int, 
 	var scan, exp result
 	var last export.Config
 	for i := range runs {
-		r, err := measure(ctx, pool, "", func() error { return scanRows(ctx, pool) })
+		r, err := measure(ctx, pool, "", func() error { return eventgen.ScanAll(ctx, pool) })
 		if err != nil {
 			return err
 		}
@@ -180,19 +178,6 @@ func measure(ctx context.Context, pool *pgxpool.Pool, profile string, f func() e
 	return r, err
 }
 
-// scanRows reads every row the export reads, in one plain SELECT.
-func scanRows(ctx context.Context, pool *pgxpool.Pool) error {
-	rows, err := pool.Query(ctx, `SELECT "offset", transaction_id, uuid, stream_id, stream_version, event_type, schema_version,
-		payload::text, metadata::text, recorded_at FROM `+eventstore.Table)
-	if err != nil {
-		return err
-	}
-	for rows.Next() {
-	}
-	rows.Close()
-	return rows.Err()
-}
-
 // measureLag appends at rate/s with the relay running live on cfg's
 // stream (caught up) and times each event until a consumer receives it.
 func measureLag(ctx context.Context, pool *pgxpool.Pool, store *eventstore.Store, cfg export.Config, d time.Duration, rate int, log *slog.Logger) error {
@@ -268,14 +253,6 @@ func measureLag(ctx context.Context, pool *pgxpool.Pool, store *eventstore.Store
 		return fmt.Errorf("%d of %d appended events never reached the consumer", len(appended)-len(lags), len(appended))
 	}
 	fmt.Printf("live lag, Store.Append at %d/s for %s → message at a JetStream consumer (%d events; relay 10ms poll)\n  %s (goal p99 <= 50ms)\n",
-		rate, d, len(lags), percentiles(lags))
+		rate, d, len(lags), benchcpu.Percentiles(lags))
 	return nil
-}
-
-func percentiles(d []time.Duration) string {
-	slices.Sort(d)
-	p := func(q float64) time.Duration {
-		return d[int(math.Ceil(q*float64(len(d))))-1].Round(10 * time.Microsecond)
-	}
-	return fmt.Sprintf("p50 %s   p90 %s   p99 %s   max %s", p(.5), p(.9), p(.99), d[len(d)-1].Round(10*time.Microsecond))
 }
