@@ -216,19 +216,28 @@ type window struct {
 // one the previous event's id as the stream's last message id, so when the
 // broker refuses one, it refuses every later one of the window too and the
 // stream keeps store order. While batches wait for their acks the next one
-// is read and published; the checkpoint moves once a whole batch is acked.
+// is read (one batch ahead, readAhead) and published; the checkpoint moves
+// once a whole batch is acked.
 func (r *Relay) pump(ctx context.Context, l *lock, b *broker, cp Checkpoint) (progressed bool, err error) {
 	var (
 		red      projections.Redactor
 		enc      eventstore.LineEncoder
-		pos      = cp.Position
 		prevID   string
 		inflight []*window // oldest first
 	)
+	readCtx, stopReading := context.WithCancel(ctx)
+	defer stopReading()
+	batches := r.readAhead(readCtx, cp.Position)
 	for {
-		events, err := r.events.Read(ctx, pos, r.batch, eventstore.Filter{})
-		if err != nil {
-			return progressed, err
+		var rb readBatch
+		select {
+		case rb = <-batches:
+		case <-ctx.Done():
+			return progressed, ctx.Err()
+		}
+		events := rb.events
+		if rb.err != nil {
+			return progressed, rb.err
 		}
 		if len(events) == 0 {
 			switch {
@@ -239,11 +248,6 @@ func (r *Relay) pump(ctx context.Context, l *lock, b *broker, cp Checkpoint) (pr
 				inflight, progressed = inflight[1:], true
 			case r.once:
 				return progressed, nil
-			default:
-				sleep(ctx, r.poll)
-				if ctx.Err() != nil {
-					return progressed, ctx.Err()
-				}
 			}
 			continue
 		}
@@ -267,7 +271,6 @@ func (r *Relay) pump(ctx context.Context, l *lock, b *broker, cp Checkpoint) (pr
 			prevID = e.ID
 		}
 		w.last = events[len(events)-1].Position
-		pos = w.last
 		if inflight = append(inflight, w); len(inflight) > windows {
 			if err := r.settle(ctx, l, inflight[0], &cp); err != nil {
 				return progressed, err
@@ -275,6 +278,40 @@ func (r *Relay) pump(ctx context.Context, l *lock, b *broker, cp Checkpoint) (pr
 			inflight, progressed = inflight[1:], true
 		}
 	}
+}
+
+// readBatch is one read of the stream: events (none when caught up) or
+// the read's error.
+type readBatch struct {
+	events []eventstore.Event
+	err    error
+}
+
+// readAhead reads batch after batch from after on its own goroutine, one
+// batch ahead of the publisher, so that the database's work overlaps the
+// encoding and publishing. An empty batch says "caught up" (then it waits
+// the poll interval); an error ends it. It stops when ctx ends.
+func (r *Relay) readAhead(ctx context.Context, after eventstore.Position) <-chan readBatch {
+	out := make(chan readBatch, 1)
+	go func() {
+		for {
+			events, err := r.events.Read(ctx, after, r.batch, eventstore.Filter{})
+			select {
+			case out <- readBatch{events, err}:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
+			if len(events) == 0 {
+				sleep(ctx, r.poll)
+				continue
+			}
+			after = events[len(events)-1].Position
+		}
+	}()
+	return out
 }
 
 // message builds e's message: the replay line of e with its payload
@@ -290,7 +327,11 @@ func (r *Relay) message(e *eventstore.Event, red *projections.Redactor, enc *eve
 	if err != nil {
 		return nil, fmt.Errorf("event %s at %s: %w", e.ID, e.Position, err)
 	}
-	return &nats.Msg{Subject: r.cfg.Subject(e.Type), Header: header(e), Data: append([]byte(nil), line...)}, nil
+	// The body is the encoder's buffer, not a copy: PublishMsgAsync copies
+	// it into the connection's write buffer before the next Encode (and
+	// nothing re-sends it: retries are off and the connection never
+	// reconnects).
+	return &nats.Msg{Subject: r.cfg.Subject(e.Type), Header: header(e), Data: line}, nil
 }
 
 // settle waits for every ack of w, then moves the checkpoint to w's last

@@ -211,6 +211,32 @@ func measureLag(ctx context.Context, pool *pgxpool.Pool, store *eventstore.Store
 	}
 	defer cc.Stop()
 
+	// The baseline: when each event becomes visible to a gap-free read at
+	// all. The xmin horizon is the whole server's: a transaction left open
+	// in another database (another test, another helper) holds every
+	// reader back, the relay and this poller alike.
+	visible := map[string]time.Time{}
+	pollCtx, stopPoll := context.WithCancel(ctx)
+	pollDone := make(chan struct{})
+	go func() {
+		defer close(pollDone)
+		after, _ := store.Head(pollCtx)
+		for pollCtx.Err() == nil {
+			evs, err := store.Read(pollCtx, after, 1000, eventstore.Filter{})
+			now := time.Now()
+			if err == nil && len(evs) > 0 {
+				mu.Lock()
+				for _, e := range evs {
+					visible[e.ID] = now
+				}
+				mu.Unlock()
+				after = evs[len(evs)-1].Position
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}()
+	defer func() { stopPoll(); <-pollDone }()
+
 	relayCtx, stopRelay := context.WithCancel(ctx)
 	relayDone := make(chan error, 1)
 	go func() { relayDone <- export.NewRelay(pool, store, cfg, export.WithLogger(log)).Run(relayCtx) }()
@@ -244,9 +270,13 @@ func measureLag(ctx context.Context, pool *pgxpool.Pool, store *eventstore.Store
 	mu.Lock()
 	defer mu.Unlock()
 	lags := make([]time.Duration, 0, len(appended))
+	var vis, relay []time.Duration
 	for id, at := range appended {
 		if got, ok := received[id]; ok {
 			lags = append(lags, got.Sub(at))
+			if v, ok := visible[id]; ok {
+				vis, relay = append(vis, v.Sub(at)), append(relay, max(0, got.Sub(v)))
+			}
 		}
 	}
 	if len(lags) != len(appended) {
@@ -254,5 +284,9 @@ func measureLag(ctx context.Context, pool *pgxpool.Pool, store *eventstore.Store
 	}
 	fmt.Printf("live lag, Store.Append at %d/s for %s → message at a JetStream consumer (%d events; relay 10ms poll)\n  %s (goal p99 <= 50ms)\n",
 		rate, d, len(lags), benchcpu.Percentiles(lags))
+	if len(vis) > 0 {
+		fmt.Printf("  of which: append → visible to a gap-free read (2ms poll): %s\n", benchcpu.Percentiles(vis))
+		fmt.Printf("            visible → at the consumer (the relay and the broker): %s\n", benchcpu.Percentiles(relay))
+	}
 	return nil
 }
