@@ -61,3 +61,17 @@ func recordError(ctx context.Context, q eventstore.Querier, name string, err err
 	}
 	_, _ = q.Exec(ctx, `UPDATE export_checkpoints SET last_error = $2 WHERE name = $1`, name, msg)
 }
+
+// eventIDAt is the id of the event stored at pos ("" when there is none).
+func eventIDAt(ctx context.Context, q eventstore.Querier, pos eventstore.Position) (string, error) {
+	var id string
+	err := q.QueryRow(ctx, `SELECT uuid FROM `+eventstore.Table+` WHERE transaction_id = $1::text::xid8 AND "offset" = $2`,
+		formatSeq(pos.TransactionID), pos.Offset).Scan(&id)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("look up the stream's last event in the store: %w", err)
+	}
+	return id, nil
+}

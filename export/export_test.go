@@ -518,3 +518,18 @@ func TestBadCredentialsAndPermissionsFailAtStart(t *testing.T) {
 		})
 	}
 }
+
+// A stream filled from another database is refused at start: resuming
+// after its last position would skip or repeat this store's events.
+func TestStreamOfAnotherStoreIsRefused(t *testing.T) {
+	e := setup(t)
+	e.appendN(t, 5, "one")
+	e.runUntilCaughtUp(t)
+	other, _ := testdb.New(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	err := export.NewRelay(other, eventstore.New(other), e.cfg).Run(ctx)
+	if !errors.Is(err, export.ErrFatal) || !strings.Contains(err.Error(), "another stream") {
+		t.Fatalf("err = %v; want a fatal error asking for another stream", err)
+	}
+}

@@ -172,6 +172,18 @@ func (r *Relay) reconcile(ctx context.Context, l *lock, b *broker, s jetstream.S
 	next := Checkpoint{Position: cp.Position, StreamSeq: t.Seq}
 	switch {
 	case t.Present:
+		// The stream's last message must be this store's event: a stream
+		// filled from another database, or from this one before a restore
+		// reset its transaction ids, would make the relay skip or repeat
+		// events silently.
+		id, err := eventIDAt(ctx, l.conn, t.Position)
+		if err != nil {
+			return cp, err
+		}
+		if id != t.ID {
+			return cp, fmt.Errorf("%w: the last message of stream %s (seq %d, event %s at %s) is not this database's event there: "+
+				"the stream was filled from another store (or before a restore); export into another stream", ErrFatal, r.cfg.Stream, t.Seq, t.ID, t.Position)
+		}
 		next.Position = t.Position
 		if t.Position.Less(cp.Position) {
 			log.Warn("the stream ends before the checkpoint: the broker lost acknowledged messages; exporting them again",
