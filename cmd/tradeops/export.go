@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -12,9 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/sync/errgroup"
 
-	"github.com/tradeops/tradeops/adapters/postgres"
 	"github.com/tradeops/tradeops/eventstore"
 	"github.com/tradeops/tradeops/export"
 )
@@ -124,25 +121,7 @@ func exportNATS(ctx context.Context, getenv env, io stdio, args []string) error 
 	if *batch < 1 {
 		return usageError("--batch must be positive")
 	}
-	level, err := logLevel(getenv)
-	if err != nil {
-		return err
-	}
-	log := newLogger(io.err, level)
-	pool, err := openDB(ctx, getenv)
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
-	reg := newRegistry(pool)
-	g, ctx := errgroup.WithContext(ctx)
-	if err := serveMetrics(ctx, g, *metricsAddr, reg, log); err != nil {
-		return err
-	}
-	g.Go(func() error {
-		if err := postgres.MigrateWithRetry(ctx, pool, log); err != nil {
-			return nil // shutting down
-		}
+	return runDaemon(ctx, getenv, io.err, *metricsAddr, func(ctx context.Context, pool *pgxpool.Pool, reg *prometheus.Registry, log *slog.Logger) error {
 		opts := []export.Option{export.WithBatchSize(*batch)}
 		if *once {
 			opts = append(opts, export.UntilCaughtUp())
@@ -153,14 +132,7 @@ func exportNATS(ctx context.Context, getenv env, io stdio, args []string) error 
 		}
 		return err
 	})
-	if err := g.Wait(); err != nil && !errors.Is(err, errDone) {
-		return err
-	}
-	return nil
 }
-
-// errDone stops an errgroup whose work is finished.
-var errDone = errors.New("done")
 
 // runRelay exports the events until ctx ends; the worker runs it beside
 // the projections when EXPORT_NATS_URL is set.

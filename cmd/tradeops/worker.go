@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 
@@ -31,10 +33,6 @@ func runWorker(ctx context.Context, getenv env, io stdio, args []string) error {
 	if _, err := parseFlags(fs, args, io.out, workerUsage, 0); err != nil {
 		return err
 	}
-	level, err := logLevel(getenv)
-	if err != nil {
-		return err
-	}
 	exportCfg, exporting, err := exportConfigFromEnv(getenv)
 	if err != nil {
 		return err
@@ -44,34 +42,58 @@ func runWorker(ctx context.Context, getenv env, io stdio, args []string) error {
 			return err
 		}
 	}
-	log := newLogger(io.out, level)
-	slog.SetDefault(log)
-	pool, err := openDB(ctx, getenv)
-	if err != nil {
-		return err
-	}
-	defer pool.Close()
-	reg := newRegistry(pool)
-
-	g, ctx := errgroup.WithContext(ctx)
-	if err := serveMetrics(ctx, g, *metricsAddr, reg, log); err != nil {
-		return err
-	}
-	g.Go(func() error {
-		if err := postgres.MigrateWithRetry(ctx, pool, log); err != nil {
-			return nil // shutting down
-		}
+	return runDaemon(ctx, getenv, io.out, *metricsAddr, func(ctx context.Context, pool *pgxpool.Pool, reg *prometheus.Registry, log *slog.Logger) error {
+		slog.SetDefault(log)
+		g, ctx := errgroup.WithContext(ctx)
 		if exporting {
 			// A configuration error the broker reports (credentials,
 			// permissions) stops the worker with it; an unavailable broker
 			// is waited for.
 			g.Go(func() error { return runRelay(ctx, pool, exportCfg, reg, log) })
 		}
-		startProjections(ctx, pool, eventstore.New(pool), reg, log)
-		return nil
+		g.Go(func() error {
+			startProjections(ctx, pool, eventstore.New(pool), reg, log)
+			return nil
+		})
+		return g.Wait()
 	})
-	return g.Wait()
 }
+
+// runDaemon is the frame of the long-running commands beside the API
+// (worker, export nats): logger, pool, metrics registry and listener,
+// migrations (waiting for the database), then work until ctx ends or work
+// fails. work returning errDone ends the daemon successfully.
+func runDaemon(ctx context.Context, getenv env, logTo io.Writer, metricsAddr string,
+	work func(ctx context.Context, pool *pgxpool.Pool, reg *prometheus.Registry, log *slog.Logger) error) error {
+	level, err := logLevel(getenv)
+	if err != nil {
+		return err
+	}
+	log := newLogger(logTo, level)
+	pool, err := openDB(ctx, getenv)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	reg := newRegistry(pool)
+	g, ctx := errgroup.WithContext(ctx)
+	if err := serveMetrics(ctx, g, metricsAddr, reg, log); err != nil {
+		return err
+	}
+	g.Go(func() error {
+		if err := postgres.MigrateWithRetry(ctx, pool, log); err != nil {
+			return nil // shutting down
+		}
+		return work(ctx, pool, reg, log)
+	})
+	if err := g.Wait(); err != nil && !errors.Is(err, errDone) {
+		return err
+	}
+	return nil
+}
+
+// errDone ends a daemon whose work is finished.
+var errDone = errors.New("done")
 
 // logLevel reads LOG_LEVEL (default info).
 func logLevel(getenv env) (slog.Level, error) {
