@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -89,5 +91,40 @@ func TestExportCLIBadConfig(t *testing.T) {
 		envOf(map[string]string{"DATABASE_URL": "postgres://127.0.0.1:1/x", "EXPORT_NATS_URL": "nats://u:canary-pw@:4222"}), strings.NewReader(""), &out, &errOut)
 	if exitCode(err) != 2 || strings.Contains(err.Error(), "canary") {
 		t.Errorf("worker with a bad EXPORT_NATS_URL: exit %d, %v", exitCode(err), err)
+	}
+}
+
+// With EXPORT_NATS_URL set, the worker exports beside the projections and
+// serves the export's metrics on its listener.
+func TestWorkerExports(t *testing.T) {
+	srv := natstest.Start(t)
+	pool, dbURL := testdb.New(t)
+	seedEvents(t, pool, 300)
+	addr := freeAddr(t)
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"tradeops", "worker", "--metrics-addr", addr},
+			envOf(map[string]string{"DATABASE_URL": dbURL, "EXPORT_NATS_URL": srv.URL}), nil, io.Discard, io.Discard)
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for metrics := ""; !strings.Contains(metrics, "tradeops_export_published_events_total 300") ||
+		!strings.Contains(metrics, "tradeops_export_active 1"); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("worker metrics:\n%s", metrics)
+		}
+		if resp, err := http.Get("http://" + addr + "/metrics"); err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			metrics = string(b)
+		}
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	out, _, err := runExportCLI(t, map[string]string{"DATABASE_URL": dbURL, "EXPORT_NATS_URL": srv.URL}, "verify")
+	if err != nil || !strings.Contains(out, "the 300 messages") {
+		t.Fatalf("verify after the worker: %v %s", err, out)
 	}
 }
