@@ -533,3 +533,53 @@ func TestStreamOfAnotherStoreIsRefused(t *testing.T) {
 		t.Fatalf("err = %v; want a fatal error asking for another stream", err)
 	}
 }
+
+// The stream's last message was deleted and the checkpoint is behind the
+// stream (a relay that crashed between ack and checkpoint, then someone
+// deleted the message): the relay resumes from the checkpoint, the broker
+// drops the re-published events as duplicates, and the export completes.
+func TestDuplicatesAfterTheLastMessageWasDeleted(t *testing.T) {
+	e := setup(t)
+	e.appendN(t, 20, "d")
+	e.runUntilCaughtUp(t)
+	evs := e.storeEvents(t)
+	nc, err := nats.Connect(e.cfg.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx := context.Background()
+	s, err := js.Stream(ctx, e.cfg.Stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteMsg(ctx, 20); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.pool.Exec(ctx, `UPDATE export_checkpoints SET transaction_id = $1::text::xid8, "offset" = $2`,
+		fmt.Sprint(evs[9].TransactionID), evs[9].Offset); err != nil {
+		t.Fatal(err)
+	}
+	e.appendN(t, 5, "e")
+	reg := prometheus.NewRegistry()
+	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := export.NewRelay(e.pool, e.store, e.cfg, export.UntilCaughtUp(), export.WithMetrics(reg)).Run(rctx); err != nil {
+		t.Fatal(err)
+	}
+	if d := counter(t, reg, "tradeops_export_duplicate_events_total"); d != 10 {
+		t.Fatalf("%v duplicates reported; want the 10 events after the checkpoint, 11 to 20", d)
+	}
+	msgs := e.streamMessages(t, e.cfg)
+	all := e.storeEvents(t)
+	want := append(slices.Clone(all[:19]), all[20:]...) // event 20 stays deleted
+	if len(msgs) != len(want) {
+		t.Fatalf("stream holds %d messages, want %d", len(msgs), len(want))
+	}
+	for i, m := range msgs {
+		if m.id != want[i].ID {
+			t.Fatalf("message %d is %s, want %s", i, m.id, want[i].ID)
+		}
+	}
+}

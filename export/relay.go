@@ -218,9 +218,9 @@ const windows = 4
 
 // window is one batch published and not yet acknowledged.
 type window struct {
-	futures []jetstream.PubAckFuture
-	ids     []string
-	last    eventstore.Position
+	futures   []jetstream.PubAckFuture
+	ids       []string
+	positions []eventstore.Position
 }
 
 // pump publishes batch after batch, each message chained to the one before:
@@ -263,7 +263,8 @@ func (r *Relay) pump(ctx context.Context, l *lock, b *broker, cp Checkpoint) (pr
 			}
 			continue
 		}
-		w := &window{futures: make([]jetstream.PubAckFuture, 0, len(events)), ids: make([]string, 0, len(events))}
+		w := &window{futures: make([]jetstream.PubAckFuture, 0, len(events)), ids: make([]string, 0, len(events)),
+			positions: make([]eventstore.Position, 0, len(events))}
 		for i := range events {
 			e := &events[i]
 			msg, err := r.message(e, &red, &enc)
@@ -279,10 +280,9 @@ func (r *Relay) pump(ctx context.Context, l *lock, b *broker, cp Checkpoint) (pr
 			if err != nil {
 				return progressed, fmt.Errorf("publish event %s at %s: %w", e.ID, e.Position, err)
 			}
-			w.futures, w.ids = append(w.futures, f), append(w.ids, e.ID)
+			w.futures, w.ids, w.positions = append(w.futures, f), append(w.ids, e.ID), append(w.positions, e.Position)
 			prevID = e.ID
 		}
-		w.last = events[len(events)-1].Position
 		if inflight = append(inflight, w); len(inflight) > windows {
 			if err := r.settle(ctx, l, inflight[0], &cp); err != nil {
 				return progressed, err
@@ -349,7 +349,12 @@ func (r *Relay) message(e *eventstore.Event, red *projections.Redactor, enc *eve
 // settle waits for every ack of w, then moves the checkpoint to w's last
 // event. A refused or unanswered publish ends the session: the messages
 // after it were refused with it (chained), and the next session resumes
-// after the stream's last message.
+// after the stream's last message. The checkpoint still moves past the
+// messages acknowledged before it: when the stream's last message is gone
+// (and the checkpoint is what the next session trusts), a duplicate breaks
+// the chain — the broker drops it without making it the last message, so
+// the next one is refused — and each session must get at least one
+// message further.
 func (r *Relay) settle(ctx context.Context, l *lock, w *window, cp *Checkpoint) error {
 	stored := 0
 	for i, f := range w.futures {
@@ -359,16 +364,24 @@ func (r *Relay) settle(ctx context.Context, l *lock, w *window, cp *Checkpoint) 
 				r.metrics.duplicates.Inc()
 			} else {
 				stored++
+				cp.StreamSeq = ack.Sequence
 			}
-			cp.StreamSeq = ack.Sequence
 		case err := <-f.Err():
-			return fmt.Errorf("the broker did not store event %s (message %d of a batch of %d); it and the rest of the batch will be published again: %w",
+			err = fmt.Errorf("the broker did not store event %s (message %d of a batch of %d); it and the rest of the batch will be published again: %w",
 				w.ids[i], i+1, len(w.futures), err)
+			if i > 0 {
+				cp.Position = w.positions[i-1]
+				if serr := saveCheckpoint(ctx, l.conn, r.cfg.Stream, *cp, stored); serr != nil {
+					return errors.Join(err, serr)
+				}
+				r.metrics.published.Add(float64(stored))
+			}
+			return err
 		case <-ctx.Done():
 			return ctx.Err()
 		}
 	}
-	cp.Position = w.last
+	cp.Position = w.positions[len(w.positions)-1]
 	if err := saveCheckpoint(ctx, l.conn, r.cfg.Stream, *cp, stored); err != nil {
 		return err
 	}
