@@ -133,7 +133,7 @@ func fill(id, value string) chromedp.Action[chromedp.Void] {
 // waitError waits for the error banner to show the API's code.
 func waitError(t *testing.T, tab *browsertest.Tab, code string) {
 	t.Helper()
-	tab.WaitFor(fmt.Sprintf(`!document.getElementById('error').hidden && document.getElementById('error-code').textContent.startsWith(%q)`, code),
+	tab.WaitFor(fmt.Sprintf(`document.getElementById('error').checkVisibility() && document.getElementById('error-code').textContent.startsWith(%q)`, code),
 		10*time.Second, "document.getElementById('error').innerText")
 	if msg := tab.Text("#error-message"); msg == "" {
 		t.Fatalf("error %s shown without its message", code)
@@ -152,7 +152,7 @@ func show(t *testing.T, tab *browsertest.Tab, view string) {
 // progress.
 func idle(t *testing.T, tab *browsertest.Tab, id string) {
 	t.Helper()
-	tab.WaitFor(fmt.Sprintf(`document.getElementById(%q).checkVisibility() && document.getElementById('progress').hidden`, id),
+	tab.WaitFor(fmt.Sprintf(`document.getElementById(%q).checkVisibility() && !document.getElementById('progress').checkVisibility()`, id),
 		15*time.Second, "document.getElementById('progress-text').textContent + ' | ' + document.getElementById('error').innerText")
 }
 
@@ -413,10 +413,10 @@ func (e *consoleEnv) testExecution(t *testing.T) {
 		t.Fatalf("shadow decision %q", shadow)
 	}
 	tab.Do(chromedp.Click(chromedp.ID("order-binance")))
-	tab.WaitFor(`document.getElementById('order-result-title').textContent === 'Binance test order: success' && document.getElementById('progress').hidden`,
+	tab.WaitFor(`document.getElementById('order-result-title').textContent === 'Binance test order: success' && !document.getElementById('progress').checkVisibility()`,
 		10*time.Second, "document.body.innerText")
 	tab.Do(fill("order-symbol", "AAPL"), fill("order-qty", "1"), chromedp.Click(chromedp.ID("order-ibkr")))
-	tab.WaitFor(`document.getElementById('order-result-title').textContent === 'IBKR test order: success' && document.getElementById('progress').hidden`,
+	tab.WaitFor(`document.getElementById('order-result-title').textContent === 'IBKR test order: success' && !document.getElementById('progress').checkVisibility()`,
 		10*time.Second, "document.body.innerText")
 	if n := e.fake.AcceptedTestOrders(); n != 1 {
 		t.Fatalf("the fake exchange accepted %d test orders", n)

@@ -133,6 +133,9 @@ async function busy(label, control, fn) {
 
 function showError(e) {
   if (!(e instanceof ApiError)) {
+    // A bug in the console, not an answer of the API: also to the browser's
+    // console, where the tests (and developers) look.
+    console.error(e);
     e = new ApiError(0, 'console_error', String(e && e.message ? e.message : e));
   }
   $('error-code').textContent = e.code + (e.status ? ' (HTTP ' + e.status + ')' : '') + ':';
