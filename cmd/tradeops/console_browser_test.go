@@ -1,9 +1,7 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -18,7 +16,6 @@ import (
 	"github.com/chromedp/chromedp"
 	"github.com/pquerna/otp/totp"
 
-	"github.com/tradeops/tradeops/internal/apispec"
 	"github.com/tradeops/tradeops/internal/browsertest"
 	"github.com/tradeops/tradeops/internal/fakebinance"
 )
@@ -180,30 +177,11 @@ func usable(t *testing.T, tab *browsertest.Tab) {
 // api/openapi.yaml), to compare what the console shows with the API.
 func (e *consoleEnv) apiCall(t *testing.T, method, path, token, body string) map[string]any {
 	t.Helper()
-	req, err := http.NewRequest(method, e.base+path, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if strings.HasPrefix(body, "username=") {
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	} else if body != "" {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := apispec.Client(t).Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
+	resp, decoded := call(t, method, e.base+path, token, body)
 	if resp.StatusCode >= 300 {
-		t.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, raw)
+		t.Fatalf("%s %s: %d %v", method, path, resp.StatusCode, decoded)
 	}
-	var out map[string]any
-	_ = json.Unmarshal(raw, &out)
-	return out
+	return decoded
 }
 
 func (e *consoleEnv) token(t *testing.T, email string) string {

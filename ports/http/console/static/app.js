@@ -428,6 +428,12 @@ $('event-types').replaceChildren(...eventTypes.map((t) => el('option', {value: t
 // endpoint also takes since=): events after "to" are skipped, and the
 // first event before "from" ends the listing.
 function auditView(prefix, path, withUser) {
+  const view = $('audit-template').content.cloneNode(true);
+  for (const e of view.querySelectorAll('[id]')) e.id = e.id.replace('PREFIX', prefix);
+  for (const l of view.querySelectorAll('label')) l.htmlFor = l.htmlFor.replace('PREFIX', prefix);
+  if (!withUser) for (const e of view.querySelectorAll('[data-admin-only]')) e.remove();
+  document.querySelector(`[data-audit="${prefix}"]`).replaceWith(view);
+
   const state = {events: [], cursor: null, query: null};
   const tbody = $(prefix + '-table').tBodies[0];
 
