@@ -515,8 +515,10 @@ func (e *consoleEnv) testAudit(t *testing.T) {
 func (e *consoleEnv) testAdmin(t *testing.T) {
 	admin := e.token(t, "admin@example.com")
 	loose := e.token(t, "loose@example.com")
-	for _, order := range []string{`"qty":"0.01"`, `"qty":"0.02"`, `"qty":"500"`} {
-		e.apiCall(t, http.MethodPost, "/ops/execution/prepare", loose, `{"exchange":"BINANCE","symbol":"BTCUSDT","side":"BUY",`+order+`}`)
+	// Accepted and rejected under each profile; 0.1 BTC is over model2's
+	// quantity limit but not loose's: a divergent decision.
+	for _, order := range []struct{ token, qty string }{{loose, "0.01"}, {loose, "0.02"}, {loose, "500"}, {admin, "0.01"}, {admin, "0.1"}} {
+		e.apiCall(t, http.MethodPost, "/ops/execution/prepare", order.token, `{"exchange":"BINANCE","symbol":"BTCUSDT","side":"BUY","qty":"`+order.qty+`"}`)
 	}
 	day := time.Now().UTC().Format(time.DateOnly)
 	path := "/ops/risk/daily-compare?from=" + time.Now().UTC().AddDate(0, 0, -6).Format(time.DateOnly) + "&to=" + day
@@ -525,7 +527,9 @@ func (e *consoleEnv) testAdmin(t *testing.T) {
 		report = e.apiCall(t, http.MethodGet, path, admin, "")
 		days := report["days"].([]any)
 		last := days[len(days)-1].(map[string]any)["profiles"].(map[string]any)
-		if l, ok := last["loose"].(map[string]any); ok && l["prepares"].(float64) >= 3 {
+		l, _ := last["loose"].(map[string]any)
+		m, _ := last["model2"].(map[string]any)
+		if l != nil && m != nil && l["prepares"].(float64) >= 3 && m["rejected"].(float64) >= 1 {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -537,8 +541,8 @@ func (e *consoleEnv) testAdmin(t *testing.T) {
 	login(t, tab, "admin@example.com", "", "")
 	show(t, tab, "risk")
 	tab.WaitFor(`document.querySelectorAll('#risk-table tbody tr').length > 0`, 5*time.Second, "")
-	// Pixels of the accepted (loose: #5aa469) and rejected (loose: #e67e73)
-	// bars on the canvas.
+	// Pixels of the accepted (loose: #5aa469) and rejected (model2:
+	// #c0392b) bars on the canvas.
 	pixels := browsertest.Eval[map[string]int](tab, `(() => {
 		const c = document.getElementById('risk-chart');
 		const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
@@ -546,7 +550,7 @@ func (e *consoleEnv) testAdmin(t *testing.T) {
 		const n = {accepted: 0, rejected: 0};
 		for (let i = 0; i < d.length; i += 4) {
 			if (near(i, 0x5a, 0xa4, 0x69)) n.accepted++;
-			if (near(i, 0xe6, 0x7e, 0x73)) n.rejected++;
+			if (near(i, 0xc0, 0x39, 0x2b)) n.rejected++;
 		}
 		return n;
 	})()`)

@@ -551,10 +551,11 @@ async function loadRisk() {
   const datasets = [];
   for (const p of profiles) {
     const [accepted, rejected] = profileColours[p] || ['#555', '#999'];
-    datasets.push({label: p + ' accepted', stack: p, backgroundColor: accepted, data: rep.days.map((d) => (d.profiles[p] || {}).accepted || 0)});
-    datasets.push({label: p + ' rejected', stack: p, backgroundColor: rejected, data: rep.days.map((d) => (d.profiles[p] || {}).rejected || 0)});
+    datasets.push({label: p + ' accepted', stack: p, order: 1, backgroundColor: accepted, data: rep.days.map((d) => (d.profiles[p] || {}).accepted || 0)});
+    datasets.push({label: p + ' rejected', stack: p, order: 1, backgroundColor: rejected, data: rep.days.map((d) => (d.profiles[p] || {}).rejected || 0)});
   }
-  datasets.push({type: 'line', label: 'divergent decisions', borderColor: '#2c3e91', backgroundColor: '#2c3e91',
+  // order 0: the line is drawn over the bars.
+  datasets.push({type: 'line', label: 'divergent decisions', order: 0, borderColor: '#2c3e91', backgroundColor: '#2c3e91',
     data: rep.days.map((d) => d.divergent_decisions)});
   const data = {labels: rep.days.map((d) => d.date), datasets};
   if (riskChart) {
