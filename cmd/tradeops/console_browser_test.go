@@ -608,6 +608,11 @@ func (e *consoleEnv) testAdmin(t *testing.T) {
 		t.Fatalf("projections shown: %v", proj)
 	}
 	usable(t, tab)
+	tab.Do(chromedp.EmulateViewport(375, 740))
+	for _, v := range []string{"risk", "admin-audit", "projections"} {
+		show(t, tab, v)
+		usable(t, tab)
+	}
 }
 
 // dailyCompareRows is GET /ops/risk/daily-compare as the console's table
