@@ -424,9 +424,8 @@ $('event-types').replaceChildren(...eventTypes.map((t) => el('option', {value: t
 
 // auditView drives one audit timeline: the caller's (/ops/audit/me) or,
 // for admins, everyone's (/ops/audit, with a user filter). The date range
-// is applied here (the API pages newest first by cursor; the admin's
-// endpoint also takes since=): events after "to" are skipped, and the
-// first event before "from" ends the listing.
+// goes to the API as since= (the first day's start, UTC); the API pages
+// newest first by cursor, so events after "to" are skipped here.
 function auditView(prefix, path, withUser) {
   const view = $('audit-template').content.cloneNode(true);
   for (const e of view.querySelectorAll('[id]')) e.id = e.id.replace('PREFIX', prefix);
@@ -455,7 +454,7 @@ function auditView(prefix, path, withUser) {
       const params = new URLSearchParams({limit: q.limit});
       if (q.type) params.set('type', q.type);
       if (withUser && q.user) params.set('user', q.user);
-      if (withUser && q.from) params.set('since', q.from + 'T00:00:00Z');
+      if (q.from) params.set('since', q.from + 'T00:00:00Z');
       if (state.cursor) params.set('before', state.cursor);
       progressText('Loading audit events (page ' + (pages + 1) + ')…');
       const page = await api('GET', path + '?' + params.toString());
@@ -464,10 +463,6 @@ function auditView(prefix, path, withUser) {
       for (const e of page.events) {
         const day = e.at.slice(0, 10);
         if (q.to && day > q.to) continue;
-        if (q.from && day < q.from) {
-          state.cursor = null;
-          break;
-        }
         state.events.push(e);
         shown++;
       }
