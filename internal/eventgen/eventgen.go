@@ -57,7 +57,7 @@ FROM (
 			WHEN 2 THEN json_build_object('execution_id', gen_random_uuid(), 'exchange', 'BINANCE',
 				'user_id', '00000000-0000-4000-8000-' || lpad(k::text, 12, '0'), 'symbol', 'BTCUSDT', 'side', 'BUY',
 				'order_type', 'MARKET', 'qty', '0.01', 'mode', 'testnet', 'profile', profile, 'day', day)
-			ELSE json_build_object('exchange', 'BINANCE', 'api_key_hint', '****' || lpad((i % 10000)::text, 4, '0'), 'key_id', 'a1b2c3d4e5f60718')
+			ELSE json_build_object('user_id', '00000000-0000-4000-8000-' || lpad(k::text, 12, '0'), 'exchange', 'BINANCE', 'api_key_hint', '****' || lpad((i % 10000)::text, 4, '0'), 'key_id', 'a1b2c3d4e5f60718')
 		END AS payload
 	FROM (SELECT i, i % $3 AS k,
 			to_char(($4::timestamptz + i * interval '1 millisecond') AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day,
