@@ -54,11 +54,13 @@ fuzz:
 ## read side vs plain SELECT, rebuild vs a plain read+COPY pipeline into an
 ## audit_log twin, client and server CPU, live lag, audit query latency),
 ## identity benchmarks, execution endpoints against the built server (latency
-## at 100/s, prepare at saturation, peak RSS)
+## at 100/s, prepare at saturation, peak RSS), the export to NATS JetStream vs
+## a plain scan and its live lag (a private nats-server)
 bench: build
 	export DATABASE_URL="$$(scripts/devdb.sh postgres)"; \
 	$(GO) run ./internal/bench; \
 	$(GO) run ./internal/benchprojections; \
+	$(GO) run ./internal/benchexport; \
 	$(GO) test -run '^$$' -bench 'AuthMiddleware|LoginConcurrent20' -benchtime 200x ./cmd/tradeops; \
 	$(GO) run ./internal/benchexec -bin bin/tradeops
 

@@ -103,3 +103,17 @@ func WaitVisible(ctx context.Context, q eventstore.Querier) error {
 		}
 	}
 }
+
+// ScanAll reads every event row in one plain SELECT, decoding nothing: the
+// baseline the benchmarks compare the read side and the export with.
+func ScanAll(ctx context.Context, q eventstore.Querier) error {
+	rows, err := q.Query(ctx, `SELECT "offset", transaction_id, uuid, stream_id, stream_version, event_type, schema_version,
+		payload::text, metadata::text, recorded_at FROM `+eventstore.Table)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+	}
+	rows.Close()
+	return rows.Err()
+}
