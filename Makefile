@@ -14,7 +14,7 @@ FUZZTIME ?= 5s
 # package:target pairs; `go test -fuzz` takes one package and one target at a time
 FUZZ_TARGETS := ./cmd/tradeops:FuzzLoginForm ./cmd/tradeops:FuzzAuditQuery
 
-.PHONY: build run test fuzz bench lint shellcheck stop-db clean
+.PHONY: build run test fuzz bench lint shellcheck screenshot vendor-console stop-db clean
 
 build:
 	$(GO) build -ldflags "-X main.version=$(VERSION)" -o bin/tradeops ./cmd/tradeops
@@ -29,6 +29,19 @@ test:
 	DATABASE_URL="$$(scripts/devdb.sh postgres)" $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...
 	$(MAKE) fuzz
 
+## screenshot: remakes docs/console.png (the README's picture of the console)
+## with the browser tests' own setup: serve on a fresh database, headless
+## Chromium from scripts/chromium.sh, the admin's risk comparison view
+screenshot:
+	DATABASE_URL="$$(scripts/devdb.sh postgres)" CONSOLE_SCREENSHOT="$(CURDIR)/docs/console.png" \
+		$(GO) test -count=1 -run '^TestConsole$$/^AdminChartTableAuditProjections$$' -v ./cmd/tradeops
+
+## vendor-console: downloads the console's Chart.js and QR code library
+## from the npm registry and rewrites their manifest (versions, licenses,
+## SHA-256); the console's tests check the embedded files against it
+vendor-console:
+	scripts/vendor_console.sh
+
 ## fuzz: each fuzz target for FUZZTIME, one worker (new inputs go to the Go
 ## build cache; a failing input is written to the package's testdata/fuzz/)
 fuzz:
@@ -41,11 +54,13 @@ fuzz:
 ## read side vs plain SELECT, rebuild vs a plain read+COPY pipeline into an
 ## audit_log twin, client and server CPU, live lag, audit query latency),
 ## identity benchmarks, execution endpoints against the built server (latency
-## at 100/s, prepare at saturation, peak RSS)
+## at 100/s, prepare at saturation, peak RSS), the export to NATS JetStream vs
+## a plain scan and its live lag (a private nats-server)
 bench: build
 	export DATABASE_URL="$$(scripts/devdb.sh postgres)"; \
 	$(GO) run ./internal/bench; \
 	$(GO) run ./internal/benchprojections; \
+	$(GO) run ./internal/benchexport; \
 	$(GO) test -run '^$$' -bench 'AuthMiddleware|LoginConcurrent20' -benchtime 200x ./cmd/tradeops; \
 	$(GO) run ./internal/benchexec -bin bin/tradeops
 

@@ -1,12 +1,16 @@
 package app
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // ListMyAudit asks for the caller's own audit trail, newest first.
 type ListMyAudit struct {
-	Limit  int    // 1..MaxAuditLimit
-	Before string // a cursor from a previous page; empty for the newest
-	Type   string // only this event type; empty for all
+	Limit  int       // 1..MaxAuditLimit
+	Before string    // a cursor from a previous page; empty for the newest
+	Type   string    // only this event type; empty for all
+	Since  time.Time // recorded at or after; zero for no bound
 }
 
 // ListMyAuditHandler lists the events about the calling user's account:
@@ -26,6 +30,6 @@ func (h *ListMyAuditHandler) Handle(ctx context.Context, q ListMyAudit) (AuditPa
 	if err != nil {
 		return AuditPage{}, err
 	}
-	aq.UserID = c.UserID
+	aq.UserID, aq.Since = c.UserID, q.Since
 	return listPage(ctx, h.log, aq)
 }

@@ -138,6 +138,16 @@ func (s *Store) replayBatch(ctx context.Context, bw *bufio.Writer, enc *lineEnco
 	return got, nil
 }
 
+// LineEncoder renders Events as the JSON lines Replay writes (the format is
+// described there), newline included, for other consumers of the stream
+// (the broker export), so the stream has one wire format. The line returned
+// by Encode is valid until its next call.
+type LineEncoder struct{ enc lineEncoder }
+
+// Encode renders e. e.Data may be rewritten first (redacted), as long as
+// it is still one JSON value.
+func (l *LineEncoder) Encode(e *Event) ([]byte, error) { return l.enc.event(e) }
+
 // lineEncoder renders events as JSON lines into a reused buffer.
 type lineEncoder struct {
 	s   *Store

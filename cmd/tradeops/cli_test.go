@@ -20,6 +20,7 @@ func TestEveryCommandHasHelp(t *testing.T) {
 		{"projections", "-h"}, {"projections", "status", "-h"}, {"projections", "rebuild", "-h"}, {"projections", "rebuild", "audit_log", "-h"},
 		{"audit", "-h"}, {"audit", "verify", "-h"}, {"audit", "head", "-h"},
 		{"keys", "-h"}, {"keys", "id", "-h"}, {"keys", "status", "-h"}, {"keys", "reencrypt", "-h"}, {"keys", "prune", "-h"}, {"keys", "unfreeze", "-h"},
+		{"export", "-h"}, {"export", "nats", "-h"}, {"export", "status", "-h"}, {"export", "verify", "-h"}, {"export", "tail", "-h"},
 	} {
 		out, err := runCLI(t, "", "", args...)
 		if err != nil || !strings.Contains(strings.ToLower(out), "usage") {

@@ -55,6 +55,7 @@ var commands = map[string]command{
 	"projections": {"read models: projections status | rebuild NAME|--all", runProjections},
 	"audit":       {"tamper evidence: audit verify [--against HEAD_FILE] | audit head", runAudit},
 	"keys":        {"encryption keys: keys id | status | reencrypt | prune | unfreeze", runKeys},
+	"export":      {"the event stream to NATS JetStream: export nats | status | verify | tail", runExport},
 }
 
 func run(ctx context.Context, args []string, getenv env, stdin io.Reader, stdout, stderr io.Writer) error {

@@ -15,6 +15,7 @@ import (
 	"github.com/tradeops/tradeops/api"
 	"github.com/tradeops/tradeops/eventstore"
 	porthttp "github.com/tradeops/tradeops/ports/http"
+	"github.com/tradeops/tradeops/ports/http/console"
 )
 
 const serveUsage = `usage: tradeops serve [--dev] [--projections on|off]
@@ -121,7 +122,7 @@ func runServe(ctx context.Context, getenv env, io stdio, args []string) error {
 // checks that api/openapi.yaml describes every route they register.
 func apiRoutes(store *eventstore.Store, identity *identity, vault *vault, execution porthttp.Registrar) []porthttp.Registrar {
 	return []porthttp.Registrar{identity.routes, auditRoutes(store, identity.auth), vault.routes, execution,
-		riskRoutes(store, identity.auth, systemClock{}), porthttp.APIDescriptionRoutes(api.OpenAPI)}
+		riskRoutes(store, identity.auth, systemClock{}), porthttp.APIDescriptionRoutes(api.OpenAPI), console.Routes}
 }
 
 // shutdownGrace is how long in-flight requests get to finish after SIGTERM.

@@ -28,6 +28,14 @@ import (
 	"github.com/tradeops/tradeops/api"
 )
 
+// The console's static files (GET /console/...) are text kin-openapi has
+// no decoder for; their schemas are plain strings.
+func init() {
+	for _, t := range []string{"text/html", "text/javascript", "text/css", "text/markdown", "image/svg+xml"} {
+		openapi3filter.RegisterBodyDecoder(t, openapi3filter.PlainBodyDecoder)
+	}
+}
+
 // loadSpec parses and validates the document and builds its router, once
 // per test binary.
 var loadSpec = sync.OnceValues(func() (*spec, error) {

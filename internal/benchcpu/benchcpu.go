@@ -13,7 +13,9 @@ package benchcpu
 import (
 	"context"
 	"fmt"
+	"math"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -119,4 +121,14 @@ func procCPU(pid int) (time.Duration, bool) {
 		return 0, false
 	}
 	return time.Duration(ut+st) * clockTick, true
+}
+
+// Percentiles renders the p50, p90, p99 and maximum of latencies d
+// (sorted in place; d must not be empty).
+func Percentiles(d []time.Duration) string {
+	slices.Sort(d)
+	p := func(q float64) time.Duration {
+		return d[int(math.Ceil(q*float64(len(d))))-1].Round(10 * time.Microsecond)
+	}
+	return fmt.Sprintf("p50 %s   p90 %s   p99 %s   max %s", p(.5), p(.9), p(.99), d[len(d)-1].Round(10*time.Microsecond))
 }

@@ -57,7 +57,7 @@ FROM (
 			WHEN 2 THEN json_build_object('execution_id', gen_random_uuid(), 'exchange', 'BINANCE',
 				'user_id', '00000000-0000-4000-8000-' || lpad(k::text, 12, '0'), 'symbol', 'BTCUSDT', 'side', 'BUY',
 				'order_type', 'MARKET', 'qty', '0.01', 'mode', 'testnet', 'profile', profile, 'day', day)
-			ELSE json_build_object('exchange', 'BINANCE', 'api_key_hint', '****' || lpad((i % 10000)::text, 4, '0'), 'key_id', 'a1b2c3d4e5f60718')
+			ELSE json_build_object('user_id', '00000000-0000-4000-8000-' || lpad(k::text, 12, '0'), 'exchange', 'BINANCE', 'api_key_hint', '****' || lpad((i % 10000)::text, 4, '0'), 'key_id', 'a1b2c3d4e5f60718')
 		END AS payload
 	FROM (SELECT i, i % $3 AS k,
 			to_char(($4::timestamptz + i * interval '1 millisecond') AT TIME ZONE 'UTC', 'YYYY-MM-DD') AS day,
@@ -102,4 +102,18 @@ func WaitVisible(ctx context.Context, q eventstore.Querier) error {
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
+}
+
+// ScanAll reads every event row in one plain SELECT, decoding nothing: the
+// baseline the benchmarks compare the read side and the export with.
+func ScanAll(ctx context.Context, q eventstore.Querier) error {
+	rows, err := q.Query(ctx, `SELECT "offset", transaction_id, uuid, stream_id, stream_version, event_type, schema_version,
+		payload::text, metadata::text, recorded_at FROM `+eventstore.Table)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+	}
+	rows.Close()
+	return rows.Err()
 }

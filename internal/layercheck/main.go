@@ -3,7 +3,8 @@
 //
 //   - domain imports only the standard library (and the one allowed
 //     library, a decimal type);
-//   - app depends on no adapter, nor on eventstore, projections or ports;
+//   - app depends on no adapter, nor on eventstore, projections, export or
+//     ports;
 //   - eventstore does not depend on domain (it keeps its own errors);
 //   - nothing imports ports but the composition roots.
 //
@@ -95,8 +96,8 @@ func Check(module string, pkgs []Package) []Violation {
 				}
 			}
 		case under(p.ImportPath, "app"):
-			out = append(out, reach(byPath, p.ImportPath, func(q string) bool { return under(q, "adapters", "eventstore", "projections", "ports") },
-				"app depends on no adapter, eventstore, projections or ports: declare an interface in app and implement it there")...)
+			out = append(out, reach(byPath, p.ImportPath, func(q string) bool { return under(q, "adapters", "eventstore", "projections", "export", "ports") },
+				"app depends on no adapter, eventstore, projections, export or ports: declare an interface in app and implement it there")...)
 		case under(p.ImportPath, "eventstore"):
 			out = append(out, reach(byPath, p.ImportPath, func(q string) bool { return under(q, "domain") },
 				"eventstore does not depend on domain: it keeps its own errors, which the adapters calling it classify")...)

@@ -38,7 +38,12 @@ func listMyAudit(h *app.ListMyAuditHandler) http.Handler {
 			WriteError(w, r, err)
 			return
 		}
-		page, err := h.Handle(r.Context(), app.ListMyAudit{Limit: limit, Before: v.Get("before"), Type: v.Get("type")})
+		since, err := auditSince(v)
+		if err != nil {
+			WriteError(w, r, err)
+			return
+		}
+		page, err := h.Handle(r.Context(), app.ListMyAudit{Limit: limit, Before: v.Get("before"), Type: v.Get("type"), Since: since})
 		if err != nil {
 			WriteError(w, r, err)
 			return
@@ -55,12 +60,10 @@ func listAudit(h *app.ListAuditHandler) http.Handler {
 			WriteError(w, r, err)
 			return
 		}
-		var since time.Time
-		if s := v.Get("since"); s != "" {
-			if since, err = time.Parse(time.RFC3339, s); err != nil {
-				WriteError(w, r, errInvalidSince)
-				return
-			}
+		since, err := auditSince(v)
+		if err != nil {
+			WriteError(w, r, err)
+			return
 		}
 		page, err := h.Handle(r.Context(), app.ListAudit{User: v.Get("user"), Type: v.Get("type"), Since: since,
 			Before: v.Get("before"), Limit: limit})
@@ -73,6 +76,19 @@ func listAudit(h *app.ListAuditHandler) http.Handler {
 }
 
 var errInvalidSince = domain.Errorf(domain.KindInvalid, "invalid_since", "since must be an RFC 3339 time such as 2026-11-27T00:00:00Z")
+
+// auditSince reads ?since= (an RFC 3339 time; the zero time when absent).
+func auditSince(v url.Values) (time.Time, error) {
+	s := v.Get("since")
+	if s == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return time.Time{}, errInvalidSince
+	}
+	return t, nil
+}
 
 // auditLimit reads ?limit=, defaulting when absent; the app checks the range.
 func auditLimit(v url.Values) (int, error) {

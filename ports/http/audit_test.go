@@ -162,6 +162,16 @@ func TestMyAuditShowsOnlyTheCallersEvents(t *testing.T) {
 	if strings.Contains(body, "canary") || strings.Contains(body, "123456") {
 		t.Fatalf("a secret reached the audit API: %s", body)
 	}
+	// since= bounds the caller's trail too (the console's date filter).
+	since, want := page.Events[3].At, 0
+	for _, e := range page.Events {
+		if !e.At.Before(since) {
+			want++
+		}
+	}
+	if _, p, body := s.get("/ops/audit/me?since="+url.QueryEscape(since.Format(time.RFC3339Nano)), "alice", domain.RoleOperator); len(p.Events) != want || want < 4 {
+		t.Fatalf("since %s: %d events, want %d: %s", since, len(p.Events), want, body)
+	}
 	// An admin's own trail is just as personal.
 	if _, page, _ := s.get("/ops/audit/me", "bob", domain.RoleAdmin); len(page.Events) != 7 {
 		t.Fatalf("bob sees %d events", len(page.Events))
@@ -217,8 +227,10 @@ func TestAuditRejectsBadLimitsAndCursors(t *testing.T) {
 			t.Errorf("%s: %d %s", q, status, body)
 		}
 	}
-	if status, _, body := s.get("/ops/audit?since=yesterday", "root", domain.RoleAdmin); status != http.StatusBadRequest || !strings.Contains(body, "invalid_since") {
-		t.Errorf("since: %d %s", status, body)
+	for _, path := range []string{"/ops/audit?since=yesterday", "/ops/audit/me?since=2026-13-01T00:00:00Z"} {
+		if status, _, body := s.get(path, "root", domain.RoleAdmin); status != http.StatusBadRequest || !strings.Contains(body, "invalid_since") {
+			t.Errorf("%s: %d %s", path, status, body)
+		}
 	}
 }
 

@@ -22,17 +22,20 @@ type healthResponse struct {
 // answer; 503 "starting" while it answers but the service is not ready yet
 // (migrations or start-up work pending), when the API would still refuse
 // requests. It pings on every call, so it turns ok again on its own when
-// the database comes back.
+// the database comes back. Its 503s carry Retry-After like every other 503,
+// so a load balancer or the smoke script knows when to ask again.
 func healthHandler(version string, h HealthChecker, ready func() bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel := context.WithTimeout(r.Context(), time.Second)
 		defer cancel()
 		if err := h.Ping(ctx); err != nil {
 			LoggerFrom(r.Context()).Warn("health: database unreachable", "err", err)
+			w.Header().Set("Retry-After", "1")
 			WriteJSON(w, http.StatusServiceUnavailable, healthResponse{Status: "degraded", Database: "unreachable", Version: version})
 			return
 		}
 		if ready != nil && !ready() {
+			w.Header().Set("Retry-After", "1")
 			WriteJSON(w, http.StatusServiceUnavailable, healthResponse{Status: "starting", Database: "ok", Version: version})
 			return
 		}

@@ -176,6 +176,9 @@ func TestHealthz(t *testing.T) {
 		if resp.StatusCode != want.status || h.Status != want.body || h.Version != "test" {
 			t.Fatalf("got %d %+v, want %d %s", resp.StatusCode, h, want.status, want.body)
 		}
+		if ra := resp.Header.Get("Retry-After"); (want.status == 503) != (ra == "1") {
+			t.Fatalf("status %d with Retry-After %q", resp.StatusCode, ra)
+		}
 	}
 }
 

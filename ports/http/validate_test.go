@@ -145,8 +145,8 @@ func TestNotReadyIsUnavailable(t *testing.T) {
 	}
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(b), `"status":"starting"`) {
-		t.Fatalf("healthz before ready: %d %s", resp.StatusCode, b)
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(b), `"status":"starting"`) || resp.Header.Get("Retry-After") != "1" {
+		t.Fatalf("healthz before ready: %d %s Retry-After=%q", resp.StatusCode, b, resp.Header.Get("Retry-After"))
 	}
 	r, eb := do(t, http.MethodGet, srv.URL+"/fail", "", "")
 	if r.StatusCode != http.StatusServiceUnavailable || eb.Error.Code != "unavailable" || r.Header.Get("Retry-After") == "" {

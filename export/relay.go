@@ -1,0 +1,390 @@
+package export
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/tradeops/tradeops/eventstore"
+	"github.com/tradeops/tradeops/projections"
+)
+
+// EventReader is what the relay needs of the event store: gap-free reads
+// in store order (below the xmin horizon).
+type EventReader interface {
+	Read(ctx context.Context, after eventstore.Position, limit int, f eventstore.Filter) ([]eventstore.Event, error)
+}
+
+// Relay exports the event stream to a JetStream stream.
+type Relay struct {
+	pool       *pgxpool.Pool
+	events     EventReader
+	cfg        Config
+	batch      int
+	poll       time.Duration
+	ackTimeout time.Duration
+	once       bool
+	log        *slog.Logger
+	metrics    *metrics
+}
+
+// Option configures a Relay.
+type Option func(*Relay)
+
+// WithBatchSize sets how many events one read takes and one checkpoint
+// covers (default 1000). Up to windows+1 batches are in flight, so it also
+// sizes the window of unacknowledged publishes.
+func WithBatchSize(n int) Option { return func(r *Relay) { r.batch = n } }
+
+// WithPollInterval sets how often an idle relay looks for new events
+// (default 10ms): the export's live lag is about this interval.
+func WithPollInterval(d time.Duration) Option { return func(r *Relay) { r.poll = d } }
+
+// WithAckTimeout fails a publish the broker has not acknowledged after d
+// (default 5s): a broker that stopped answering ends the session.
+func WithAckTimeout(d time.Duration) Option { return func(r *Relay) { r.ackTimeout = d } }
+
+// UntilCaughtUp makes Run return once every event visible when it read
+// last is exported and acknowledged (the CLI's --once).
+func UntilCaughtUp() Option { return func(r *Relay) { r.once = true } }
+
+// WithLogger sets the logger (default slog.Default()).
+func WithLogger(l *slog.Logger) Option { return func(r *Relay) { r.log = l } }
+
+// WithMetrics registers the relay's metrics on reg.
+func WithMetrics(reg prometheus.Registerer) Option {
+	return func(r *Relay) { r.metrics = newMetrics(reg) }
+}
+
+// NewRelay returns a relay of the events in pool (read through events) to
+// the stream cfg names. cfg must be valid (Config.Validate).
+func NewRelay(pool *pgxpool.Pool, events EventReader, cfg Config, opts ...Option) *Relay {
+	r := &Relay{pool: pool, events: events, cfg: cfg, batch: 1000, poll: 10 * time.Millisecond,
+		ackTimeout: 5 * time.Second, log: slog.Default()}
+	for _, o := range opts {
+		o(r)
+	}
+	if r.metrics == nil {
+		r.metrics = newMetrics(nil)
+	}
+	return r
+}
+
+// Run exports until ctx ends (nil), a configuration error (ErrFatal) or,
+// with UntilCaughtUp, until caught up (nil). A broker or database that
+// fails is waited for with backoff: the export resumes where the broker's
+// stream ends, and nothing else in the process is held up.
+func (r *Relay) Run(ctx context.Context) error {
+	log := r.log.With("stream", r.cfg.Stream, "nats", r.cfg.Redacted())
+	gauges, stopGauges := context.WithCancel(ctx)
+	defer stopGauges()
+	go r.refreshGauges(gauges)
+	var backoff time.Duration
+	var lastErr string
+	for {
+		progressed, err := r.session(ctx, log)
+		switch {
+		case ctx.Err() != nil:
+			return nil
+		case err == nil:
+			return nil // caught up (UntilCaughtUp)
+		case errors.Is(err, ErrFatal):
+			log.Error("export stopped", "err", err)
+			return err
+		}
+		r.metrics.errors.Inc()
+		if err.Error() != lastErr { // a persistent failure is logged once, not every retry
+			log.Error("export failed; retrying", "err", err)
+			lastErr = err.Error()
+		}
+		recordError(ctx, r.pool, r.cfg.Stream, err)
+		if progressed {
+			backoff = 0
+		}
+		backoff = min(max(2*backoff, 100*time.Millisecond), 5*time.Second)
+		sleep(ctx, backoff)
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// session connects, takes the export lock, reconciles the checkpoint with
+// the stream and pumps events until something fails. progressed reports
+// whether a batch was acknowledged.
+func (r *Relay) session(ctx context.Context, log *slog.Logger) (progressed bool, err error) {
+	// Connect and check the stream before the lock, so that a relay
+	// waiting for the lock still reports bad credentials or permissions.
+	b, err := dial(r.cfg, (windows+1)*r.batch, r.ackTimeout)
+	if err != nil {
+		return false, err
+	}
+	defer b.close()
+	s, err := b.ensureStream(ctx, r.cfg)
+	if err != nil {
+		return false, err
+	}
+	l, err := acquire(ctx, r.pool, r.cfg.Stream, log)
+	if err != nil {
+		return false, err
+	}
+	defer l.release()
+	r.metrics.active.Set(1)
+	defer r.metrics.active.Set(0)
+	if err := ensureCheckpoint(ctx, l.conn, r.cfg.Stream); err != nil {
+		return false, err
+	}
+	cp, err := r.reconcile(ctx, l, b, s, log)
+	if err != nil {
+		return false, err
+	}
+	return r.pump(ctx, l, b, cp)
+}
+
+// reconcile returns where to resume: after the stream's last message,
+// which is what the broker holds, whatever the checkpoint says. The
+// checkpoint is behind it after a crash between the broker's ack and the
+// checkpoint's commit (nothing is published twice), and ahead of it when
+// the broker lost acknowledged messages (an unreplicated NATS 2.9 stream
+// whose server crashed before flushing): those are published again.
+func (r *Relay) reconcile(ctx context.Context, l *lock, b *broker, s jetstream.Stream, log *slog.Logger) (Checkpoint, error) {
+	cp, err := readCheckpoint(ctx, l.conn, r.cfg.Stream)
+	if err != nil {
+		return cp, err
+	}
+	t, err := b.lastExported(ctx, s)
+	if err != nil {
+		return cp, err
+	}
+	next := Checkpoint{Position: cp.Position, StreamSeq: t.Seq}
+	switch {
+	case t.Present:
+		// The stream's last message must be this store's event: a stream
+		// filled from another database, or from this one before a restore
+		// reset its transaction ids, would make the relay skip or repeat
+		// events silently.
+		id, err := eventIDAt(ctx, l.conn, t.Position)
+		if err != nil {
+			return cp, err
+		}
+		if id != t.ID {
+			return cp, fmt.Errorf("%w: the last message of stream %s (seq %d, event %s at %s) is not this database's event there: "+
+				"the stream was filled from another store (or before a restore); export into another stream", ErrFatal, r.cfg.Stream, t.Seq, t.ID, t.Position)
+		}
+		next.Position = t.Position
+		if t.Position.Less(cp.Position) {
+			log.Warn("the stream ends before the checkpoint: the broker lost acknowledged messages; exporting them again",
+				"checkpoint", cp.Position.String(), "stream_last", t.Position.String(), "stream_seq", t.Seq)
+		}
+	case t.Seq == 0:
+		next.Position = eventstore.Start
+		if cp.Position != eventstore.Start {
+			log.Warn("the stream is new or was recreated: exporting every event from the start", "checkpoint", cp.Position.String())
+		}
+	default:
+		log.Warn("the stream's last message is gone (deleted, purged or aged out): resuming from the checkpoint",
+			"checkpoint", cp.Position.String(), "stream_seq", t.Seq)
+	}
+	if next != cp {
+		if err := saveCheckpoint(ctx, l.conn, r.cfg.Stream, next, 0); err != nil {
+			return cp, err
+		}
+	}
+	log.Info("export running", "from", next.Position.String(), "stream_seq", next.StreamSeq)
+	return next, nil
+}
+
+// noRetry turns off nats.go's automatic re-send of an unanswered async
+// publish: it re-sends after later messages, out of order.
+var noRetry = []jetstream.PublishOpt{jetstream.WithRetryAttempts(0)}
+
+// windows is how many batches may wait for their acks while the next one
+// is read and published: the broker's round trip (and its disk) overlap
+// reading and encoding.
+const windows = 4
+
+// window is one batch published and not yet acknowledged.
+type window struct {
+	futures   []jetstream.PubAckFuture
+	ids       []string
+	positions []eventstore.Position
+}
+
+// pump publishes batch after batch, each message chained to the one before:
+// the first of a session expects the stream's last sequence, every other
+// one the previous event's id as the stream's last message id, so when the
+// broker refuses one, it refuses every later one of the window too and the
+// stream keeps store order. While batches wait for their acks the next one
+// is read (one batch ahead, readAhead) and published; the checkpoint moves
+// once a whole batch is acked.
+func (r *Relay) pump(ctx context.Context, l *lock, b *broker, cp Checkpoint) (progressed bool, err error) {
+	var (
+		red      projections.Redactor
+		enc      eventstore.LineEncoder
+		prevID   string
+		inflight []*window // oldest first
+	)
+	readCtx, stopReading := context.WithCancel(ctx)
+	defer stopReading()
+	batches := r.readAhead(readCtx, cp.Position)
+	for {
+		var rb readBatch
+		select {
+		case rb = <-batches:
+		case <-ctx.Done():
+			return progressed, ctx.Err()
+		}
+		events := rb.events
+		if rb.err != nil {
+			return progressed, rb.err
+		}
+		if len(events) == 0 {
+			switch {
+			case len(inflight) > 0:
+				if err := r.settle(ctx, l, inflight[0], &cp); err != nil {
+					return progressed, err
+				}
+				inflight, progressed = inflight[1:], true
+			case r.once:
+				return progressed, nil
+			}
+			continue
+		}
+		w := &window{futures: make([]jetstream.PubAckFuture, 0, len(events)), ids: make([]string, 0, len(events)),
+			positions: make([]eventstore.Position, 0, len(events))}
+		for i := range events {
+			e := &events[i]
+			msg, err := r.message(e, &red, &enc)
+			if err != nil {
+				return progressed, err
+			}
+			if prevID == "" {
+				msg.Header.Set(jetstream.ExpectedLastSeqHeader, formatSeq(cp.StreamSeq))
+			} else {
+				msg.Header.Set(jetstream.ExpectedLastMsgIDHeader, prevID)
+			}
+			f, err := b.js.PublishMsgAsync(msg, noRetry...)
+			if err != nil {
+				return progressed, fmt.Errorf("publish event %s at %s: %w", e.ID, e.Position, err)
+			}
+			w.futures, w.ids, w.positions = append(w.futures, f), append(w.ids, e.ID), append(w.positions, e.Position)
+			prevID = e.ID
+		}
+		if inflight = append(inflight, w); len(inflight) > windows {
+			if err := r.settle(ctx, l, inflight[0], &cp); err != nil {
+				return progressed, err
+			}
+			inflight, progressed = inflight[1:], true
+		}
+	}
+}
+
+// readBatch is one read of the stream: events (none when caught up) or
+// the read's error.
+type readBatch struct {
+	events []eventstore.Event
+	err    error
+}
+
+// readAhead reads batch after batch from after on its own goroutine, one
+// batch ahead of the publisher, so that the database's work overlaps the
+// encoding and publishing. An empty batch says "caught up" (then it waits
+// the poll interval); an error ends it. It stops when ctx ends.
+func (r *Relay) readAhead(ctx context.Context, after eventstore.Position) <-chan readBatch {
+	out := make(chan readBatch, 1)
+	go func() {
+		for {
+			events, err := r.events.Read(ctx, after, r.batch, eventstore.Filter{})
+			select {
+			case out <- readBatch{events, err}:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
+			if len(events) == 0 {
+				sleep(ctx, r.poll)
+				continue
+			}
+			after = events[len(events)-1].Position
+		}
+	}()
+	return out
+}
+
+// message builds e's message: the replay line of e with its payload
+// redacted as in the audit log, on the subject of its type.
+func (r *Relay) message(e *eventstore.Event, red *projections.Redactor, enc *eventstore.LineEncoder) (*nats.Msg, error) {
+	data, err := red.Redact(e.Data)
+	if err != nil {
+		return nil, fmt.Errorf("event %s at %s: payload: %w", e.ID, e.Position, err)
+	}
+	redacted := *e
+	redacted.Data = data
+	line, err := enc.Encode(&redacted)
+	if err != nil {
+		return nil, fmt.Errorf("event %s at %s: %w", e.ID, e.Position, err)
+	}
+	// The body is the encoder's buffer, not a copy: PublishMsgAsync copies
+	// it into the connection's write buffer before the next Encode (and
+	// nothing re-sends it: retries are off and the connection never
+	// reconnects).
+	return &nats.Msg{Subject: r.cfg.Subject(e.Type), Header: header(e), Data: line}, nil
+}
+
+// settle waits for every ack of w, then moves the checkpoint to w's last
+// event. A refused or unanswered publish ends the session: the messages
+// after it were refused with it (chained), and the next session resumes
+// after the stream's last message. The checkpoint still moves past the
+// messages acknowledged before it: when the stream's last message is gone
+// (and the checkpoint is what the next session trusts), a duplicate breaks
+// the chain — the broker drops it without making it the last message, so
+// the next one is refused — and each session must get at least one
+// message further.
+func (r *Relay) settle(ctx context.Context, l *lock, w *window, cp *Checkpoint) error {
+	stored := 0
+	for i, f := range w.futures {
+		select {
+		case ack := <-f.Ok():
+			if ack.Duplicate {
+				r.metrics.duplicates.Inc()
+			} else {
+				stored++
+				cp.StreamSeq = ack.Sequence
+			}
+		case err := <-f.Err():
+			err = fmt.Errorf("the broker did not store event %s (message %d of a batch of %d); it and the rest of the batch will be published again: %w",
+				w.ids[i], i+1, len(w.futures), err)
+			if i > 0 {
+				cp.Position = w.positions[i-1]
+				if serr := saveCheckpoint(ctx, l.conn, r.cfg.Stream, *cp, stored); serr != nil {
+					return errors.Join(err, serr)
+				}
+				r.metrics.published.Add(float64(stored))
+			}
+			return err
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	cp.Position = w.positions[len(w.positions)-1]
+	if err := saveCheckpoint(ctx, l.conn, r.cfg.Stream, *cp, stored); err != nil {
+		return err
+	}
+	r.metrics.published.Add(float64(stored))
+	return nil
+}
