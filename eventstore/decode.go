@@ -14,26 +14,28 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 )
 
-// eventColumns are the columns every read selects, in rawRow's order, read
+// eventColumns are the columns every read selects, in RawEvent's order, read
 // raw: transaction_id as xid8 (no text cast), the JSON columns as stored.
 const eventColumns = `"offset", transaction_id, uuid, stream_id, stream_version, event_type, schema_version, payload, metadata, recorded_at`
 
-// rawRow is one event as bytes borrowed from the connection's read buffer,
-// valid until the next row.
-type rawRow struct {
-	pos           Position
-	id            []byte
-	stream        []byte
-	version       int64
-	typ           []byte
-	schemaVersion int32
-	data          []byte
-	md            []byte
-	recordedAt    time.Time
+// RawEvent is one event exactly as stored — the schema version, payload and
+// metadata before any upcasting or parsing — as the bytes of its row: they
+// borrow the connection's read buffer and are valid only until the next row.
+// Data and Metadata are nil when the column is NULL.
+type RawEvent struct {
+	Position
+	ID            []byte
+	StreamID      []byte
+	StreamVersion int64
+	Type          []byte
+	SchemaVersion int32
+	Data          []byte
+	Metadata      []byte
+	RecordedAt    time.Time
 }
 
 // binaryLayout reports whether the result columns come in the formats
-// rawRow.decode reads: binary integers and timestamp (what pgx asks for in
+// RawEvent.decode reads: binary integers and timestamp (what pgx asks for in
 // its default extended protocol modes). Text-like columns are the same bytes
 // in either format.
 func binaryLayout(fds []pgconn.FieldDescription) bool {
@@ -58,7 +60,7 @@ func binaryLayout(fds []pgconn.FieldDescription) bool {
 // Unix microseconds.
 const pgEpochMicros = 946_684_800_000_000
 
-func (r *rawRow) decode(v [][]byte) error {
+func (r *RawEvent) decode(v [][]byte) error {
 	for _, i := range []int{0, 1, 2, 3, 4, 5, 6, 9} {
 		if v[i] == nil {
 			return fmt.Errorf("column %d is NULL", i)
@@ -67,39 +69,39 @@ func (r *rawRow) decode(v [][]byte) error {
 	if len(v[0]) != 8 || len(v[1]) != 8 || len(v[4]) != 8 || len(v[6]) != 4 || len(v[9]) != 8 {
 		return errors.New("unexpected binary column width")
 	}
-	r.pos.Offset = int64(binary.BigEndian.Uint64(v[0]))
-	r.pos.TransactionID = binary.BigEndian.Uint64(v[1])
-	r.id, r.stream, r.typ = v[2], v[3], v[5]
-	r.version = int64(binary.BigEndian.Uint64(v[4]))
-	r.schemaVersion = int32(binary.BigEndian.Uint32(v[6]))
-	r.data, r.md = v[7], v[8]
+	r.Offset = int64(binary.BigEndian.Uint64(v[0]))
+	r.TransactionID = binary.BigEndian.Uint64(v[1])
+	r.ID, r.StreamID, r.Type = v[2], v[3], v[5]
+	r.StreamVersion = int64(binary.BigEndian.Uint64(v[4]))
+	r.SchemaVersion = int32(binary.BigEndian.Uint32(v[6]))
+	r.Data, r.Metadata = v[7], v[8]
 	us := int64(binary.BigEndian.Uint64(v[9]))
 	if us == math.MaxInt64 || us == math.MinInt64 {
 		return errors.New("recorded_at is infinite")
 	}
-	r.recordedAt = time.UnixMicro(us + pgEpochMicros).UTC()
+	r.RecordedAt = time.UnixMicro(us + pgEpochMicros).UTC()
 	return nil
 }
 
 // scan is the slow path for result formats decode does not know.
-func (r *rawRow) scan(rows pgx.Rows) error {
+func (r *RawEvent) scan(rows pgx.Rows) error {
 	var id, stream, typ string
 	var data, md []byte
 	var sv int32
-	if err := rows.Scan(&r.pos.Offset, &r.pos.TransactionID, &id, &stream, &r.version, &typ, &sv, &data, &md, &r.recordedAt); err != nil {
+	if err := rows.Scan(&r.Offset, &r.TransactionID, &id, &stream, &r.StreamVersion, &typ, &sv, &data, &md, &r.RecordedAt); err != nil {
 		return err
 	}
-	r.id, r.stream, r.typ, r.schemaVersion, r.data, r.md = []byte(id), []byte(stream), []byte(typ), sv, data, md
-	r.recordedAt = r.recordedAt.UTC()
+	r.ID, r.StreamID, r.Type, r.SchemaVersion, r.Data, r.Metadata = []byte(id), []byte(stream), []byte(typ), sv, data, md
+	r.RecordedAt = r.RecordedAt.UTC()
 	return nil
 }
 
 // eachRow calls f with every row of rows, decoded from the raw values when
 // their layout allows (no allocation per row), scanned otherwise.
-func eachRow(rows pgx.Rows, f func(*rawRow) error) error {
+func eachRow(rows pgx.Rows, f func(*RawEvent) error) error {
 	defer rows.Close()
 	fast := binaryLayout(rows.FieldDescriptions())
-	var r rawRow
+	var r RawEvent
 	for rows.Next() {
 		var err error
 		if fast {
@@ -108,7 +110,7 @@ func eachRow(rows pgx.Rows, f func(*rawRow) error) error {
 			err = r.scan(rows)
 		}
 		if err != nil {
-			return fmt.Errorf("event after %s: %w", r.pos, err)
+			return fmt.Errorf("event after %s: %w", r.Position, err)
 		}
 		if err := f(&r); err != nil {
 			return err
@@ -157,14 +159,14 @@ func (d *decoder) grow() {
 }
 
 // add appends r as an Event.
-func (d *decoder) add(r *rawRow) error {
-	e := Event{Position: r.pos, StreamVersion: r.version, SchemaVersion: int(r.schemaVersion), RecordedAt: r.recordedAt}
+func (d *decoder) add(r *RawEvent) error {
+	e := Event{Position: r.Position, StreamVersion: r.StreamVersion, SchemaVersion: int(r.SchemaVersion), RecordedAt: r.RecordedAt}
 	var meta [len(metadataKeys)][2]int // value bounds in text
-	text := append(append(append(d.text[:0], r.id...), r.stream...), r.typ...)
-	ok := r.md != nil && !d.stored
+	text := append(append(append(d.text[:0], r.ID...), r.StreamID...), r.Type...)
+	ok := r.Metadata != nil && !d.stored
 	if ok {
 		var toks [len(metadataKeys)][]byte
-		toks, ok = metadataTokens(r.md)
+		toks, ok = metadataTokens(r.Metadata)
 		for i := 0; ok && i < len(toks); i++ {
 			var v []byte
 			if v, ok = plainJSONString(toks[i]); ok {
@@ -173,27 +175,27 @@ func (d *decoder) add(r *rawRow) error {
 			}
 		}
 		if !ok {
-			if err := json.Unmarshal(r.md, &e.Metadata); err != nil {
-				return fmt.Errorf("event %s metadata: %w", r.id, err)
+			if err := json.Unmarshal(r.Metadata, &e.Metadata); err != nil {
+				return fmt.Errorf("event %s metadata: %w", r.ID, err)
 			}
 		}
 	}
 	d.text = text
 	str := string(text)
-	n1, n2 := len(r.id), len(r.id)+len(r.stream)
-	e.ID, e.StreamID, e.Type = str[:n1], str[n1:n2], str[n2:n2+len(r.typ)]
+	n1, n2 := len(r.ID), len(r.ID)+len(r.StreamID)
+	e.ID, e.StreamID, e.Type = str[:n1], str[n1:n2], str[n2:n2+len(r.Type)]
 	if ok {
 		v := func(i int) string { return str[meta[i][0]:meta[i][1]] }
 		e.Metadata = Metadata{ActorID: v(0), ActorEmail: v(1), CorrelationID: v(2), CausationID: v(3), ClientIP: v(4)}
 	}
-	if r.data != nil || r.md != nil {
-		buf := make([]byte, 0, len(r.data)+len(r.md))
-		buf = append(append(buf, r.data...), r.md...)
-		if r.data != nil {
-			e.Data = buf[:len(r.data):len(r.data)]
+	if r.Data != nil || r.Metadata != nil {
+		buf := make([]byte, 0, len(r.Data)+len(r.Metadata))
+		buf = append(append(buf, r.Data...), r.Metadata...)
+		if r.Data != nil {
+			e.Data = buf[:len(r.Data):len(r.Data)]
 		}
-		if r.md != nil {
-			e.Stored.Metadata = buf[len(r.data):len(buf):len(buf)]
+		if r.Metadata != nil {
+			e.Stored.Metadata = buf[len(r.Data):len(buf):len(buf)]
 		}
 	}
 	e.Stored.SchemaVersion, e.Stored.Data = e.SchemaVersion, e.Data

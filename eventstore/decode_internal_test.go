@@ -11,14 +11,14 @@ import (
 func decodeOne(t *testing.T, md []byte) (Event, error) {
 	t.Helper()
 	var d decoder
-	r := rawRow{pos: Position{TransactionID: 7, Offset: 9}, id: []byte("id-1"), stream: []byte("s-1"), version: 3,
-		typ: []byte("t.x"), schemaVersion: 2, data: []byte(`{"a":1}`), md: md, recordedAt: time.Unix(5, 0).UTC()}
+	r := RawEvent{Position: Position{TransactionID: 7, Offset: 9}, ID: []byte("id-1"), StreamID: []byte("s-1"), StreamVersion: 3,
+		Type: []byte("t.x"), SchemaVersion: 2, Data: []byte(`{"a":1}`), Metadata: md, RecordedAt: time.Unix(5, 0).UTC()}
 	if err := d.add(&r); err != nil {
 		return Event{}, err
 	}
 	e := d.events[0]
-	if e.ID != "id-1" || e.StreamID != "s-1" || e.Type != "t.x" || string(e.Data) != `{"a":1}` || e.Position != r.pos ||
-		e.StreamVersion != 3 || e.SchemaVersion != 2 || e.Stored.SchemaVersion != 2 || !e.RecordedAt.Equal(r.recordedAt) {
+	if e.ID != "id-1" || e.StreamID != "s-1" || e.Type != "t.x" || string(e.Data) != `{"a":1}` || e.Position != r.Position ||
+		e.StreamVersion != 3 || e.SchemaVersion != 2 || e.Stored.SchemaVersion != 2 || !e.RecordedAt.Equal(r.RecordedAt) {
 		t.Fatalf("decoded %+v from %+v", e, r)
 	}
 	return e, nil
@@ -75,7 +75,7 @@ func FuzzBatchMetadata(f *testing.F) {
 // buffer, so appending to the payload must not overwrite the metadata.
 func TestDecodedSlicesAreCapped(t *testing.T) {
 	var d decoder
-	r := rawRow{id: []byte("i"), stream: []byte("s"), typ: []byte("t"), data: []byte(`{"a":1}`), md: []byte(`{"actor_id":"x"}`)}
+	r := RawEvent{ID: []byte("i"), StreamID: []byte("s"), Type: []byte("t"), Data: []byte(`{"a":1}`), Metadata: []byte(`{"actor_id":"x"}`)}
 	if err := d.add(&r); err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +84,7 @@ func TestDecodedSlicesAreCapped(t *testing.T) {
 	if string(e.Stored.Metadata) != `{"actor_id":"x"}` || e.Metadata.ActorID != "x" {
 		t.Fatalf("appending to the payload changed the metadata: %s", e.Stored.Metadata)
 	}
-	r.data = nil
+	r.Data = nil
 	if err := d.add(&r); err != nil || d.events[1].Data != nil || d.events[1].Stored.Data != nil {
 		t.Fatalf("NULL payload: %+v, %v", d.events[1], err)
 	}

@@ -7,26 +7,71 @@ import (
 	"github.com/tradeops/tradeops/eventstore"
 )
 
-// ReadRange reads (after, upTo] in store order, as stored: the stored
-// payload and schema version (no upcaster), the stored metadata bytes, and
-// Metadata left undecoded.
-func TestReadRangeReadsTheStoredForm(t *testing.T) {
-	s := newReplayStore(t)
+// upcastingStore seeds a store and returns it, a Store on the same pool
+// with an upcaster for execution.prepare, and every event as that one reads
+// it (Stored holds the stored form to compare with).
+func upcastingStore(t *testing.T) (s, upcast *eventstore.Store, all []eventstore.Event) {
+	t.Helper()
+	s = newReplayStore(t)
 	seedReplay(t, s)
 	waitVisible(t, s, 30)
-	upcast := eventstore.New(s.Pool(), eventstore.WithUpcaster("execution.prepare", func(v int, data json.RawMessage) (int, json.RawMessage, error) {
+	upcast = eventstore.New(s.Pool(), eventstore.WithUpcaster("execution.prepare", func(v int, data json.RawMessage) (int, json.RawMessage, error) {
 		if v >= 5 {
 			return v, data, nil
 		}
 		return 5, json.RawMessage(`{"upcast":true}`), nil
 	}))
-	all := readAllEvents(t, upcast, eventstore.Filter{})
-	got, err := eventstore.ReadRange(t.Context(), s.Pool(), all[3].Position, all[20].Position, 100)
-	if err != nil {
-		t.Fatal(err)
+	all = readAllEvents(t, upcast, eventstore.Filter{})
+	return s, upcast, all
+}
+
+// EachInRange reads (after, upTo] in store order, as stored: the stored
+// payload and schema version (no upcaster) and the stored metadata bytes.
+func TestEachInRangeReadsTheStoredForm(t *testing.T) {
+	s, _, all := upcastingStore(t)
+	i := 0
+	n, err := eventstore.EachInRange(t.Context(), s.Pool(), all[3].Position, all[20].Position, 100, func(g *eventstore.RawEvent) error {
+		w := all[4+i]
+		if g.Position != w.Position || string(g.ID) != w.ID || string(g.StreamID) != w.StreamID || g.StreamVersion != w.StreamVersion ||
+			string(g.Type) != w.Type || !g.RecordedAt.Equal(w.RecordedAt) {
+			t.Fatalf("event %d: %+v, want %+v", i, g, w)
+		}
+		if int(g.SchemaVersion) != w.Stored.SchemaVersion || string(g.Data) != string(w.Stored.Data) ||
+			string(g.Metadata) != string(w.Stored.Metadata) {
+			t.Fatalf("event %d is not in its stored form: %+v, stored %+v", i, g, w.Stored)
+		}
+		i++
+		return nil
+	})
+	if err != nil || n != 17 || i != 17 {
+		t.Fatalf("(4th, 21st] holds %d events (%d seen, %v), want 17", n, i, err)
 	}
-	if len(got) != 17 {
-		t.Fatalf("(4th, 21st] holds %d events, want 17", len(got))
+	var last string
+	if n, err := eventstore.EachInRange(t.Context(), s.Pool(), eventstore.Start, all[29].Position, 5, func(g *eventstore.RawEvent) error {
+		last = string(g.ID)
+		return nil
+	}); err != nil || n != 5 || last != all[4].ID {
+		t.Fatalf("limit 5: %d events, %v", n, err)
+	}
+}
+
+// ReadStoredIn reads like ReadIn (gap-free, in store order) but in the
+// stored form: the stored payload and schema version (no upcaster), the
+// stored metadata bytes, and Metadata left undecoded.
+func TestReadStoredInReadsTheStoredForm(t *testing.T) {
+	_, upcast, all := upcastingStore(t)
+	got, err := upcast.ReadStoredIn(t.Context(), upcast.Pool(), all[3].Position, 17)
+	if err != nil || len(got) != 17 {
+		t.Fatalf("17 events after the 4th: %d, %v", len(got), err)
+	}
+	upcasts := 0
+	for _, w := range all[4:21] {
+		if string(w.Data) != string(w.Stored.Data) {
+			upcasts++
+		}
+	}
+	if upcasts == 0 {
+		t.Fatal("no event in the range is upcast: the test proves nothing")
 	}
 	for i, g := range got {
 		w := all[4+i]
@@ -38,8 +83,5 @@ func TestReadRangeReadsTheStoredForm(t *testing.T) {
 			string(g.Stored.Data) != string(w.Stored.Data) || string(g.Stored.Metadata) != string(w.Stored.Metadata) {
 			t.Fatalf("event %d is not in its stored form: %+v, stored %+v", i, g, w.Stored)
 		}
-	}
-	if limited, err := eventstore.ReadRange(t.Context(), s.Pool(), eventstore.Start, all[29].Position, 5); err != nil || len(limited) != 5 || limited[4].ID != all[4].ID {
-		t.Fatalf("limit 5: %d events, %v", len(limited), err)
 	}
 }

@@ -122,14 +122,14 @@ func (s *Store) replayBatch(ctx context.Context, bw *bufio.Writer, enc *lineEnco
 		return 0, fmt.Errorf("replay: %w", err)
 	}
 	var got int64
-	err = eachRow(rows, func(r *rawRow) error {
+	err = eachRow(rows, func(r *RawEvent) error {
 		line, err := enc.row(r)
 		if err != nil {
 			return err
 		}
 		_, _ = bw.Write(line) // a write error sticks; the caller's Flush reports it
 		got++
-		*last = r.pos
+		*last = r.Position
 		return nil
 	})
 	if err != nil {
@@ -156,24 +156,24 @@ type lineEncoder struct {
 }
 
 // row encodes a stored row; the returned line is valid until the next call.
-func (l *lineEncoder) row(r *rawRow) ([]byte, error) {
-	data, sv := r.data, int(r.schemaVersion)
-	if up := l.s.upcasters[string(r.typ)]; up != nil {
-		e := Event{ID: string(r.id), Type: string(r.typ), SchemaVersion: sv, Data: bytes.Clone(r.data)}
+func (l *lineEncoder) row(r *RawEvent) ([]byte, error) {
+	data, sv := r.Data, int(r.SchemaVersion)
+	if up := l.s.upcasters[string(r.Type)]; up != nil {
+		e := Event{ID: string(r.ID), Type: string(r.Type), SchemaVersion: sv, Data: bytes.Clone(r.Data)}
 		if err := l.s.upcast(&e); err != nil {
 			return nil, err
 		}
 		data, sv = e.Data, e.SchemaVersion
 	}
-	b := appendHead(l.buf[:0], r.pos, r.id, r.stream, r.version, r.typ, sv, r.recordedAt)
+	b := appendHead(l.buf[:0], r.Position, r.ID, r.StreamID, r.StreamVersion, r.Type, sv, r.RecordedAt)
 	b = append(b, `,"metadata":`...)
-	if md, ok := appendRawMetadata(b, r.md); ok {
+	if md, ok := appendRawMetadata(b, r.Metadata); ok {
 		b = md
 	} else {
 		var m Metadata
-		if len(r.md) > 0 {
-			if err := json.Unmarshal(r.md, &m); err != nil {
-				return nil, fmt.Errorf("event %s metadata: %w", r.id, err)
+		if len(r.Metadata) > 0 {
+			if err := json.Unmarshal(r.Metadata, &m); err != nil {
+				return nil, fmt.Errorf("event %s metadata: %w", r.ID, err)
 			}
 		}
 		b = appendMetadata(b, &m)

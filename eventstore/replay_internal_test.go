@@ -88,7 +88,7 @@ func FuzzAppendRawMetadata(f *testing.F) {
 }
 
 // TestReadsUseBinaryLayout guards the fast path: with pgx's default query
-// mode the read query's result formats are the ones rawRow.decode reads.
+// mode the read query's result formats are the ones RawEvent.decode reads.
 func TestReadsUseBinaryLayout(t *testing.T) {
 	pool, _ := testdb.New(t)
 	sql, args := readSQL(eventColumns, Start, 1, Filter{})

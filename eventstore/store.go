@@ -297,25 +297,52 @@ func (s *Store) ReadIn(ctx context.Context, q Querier, after Position, limit int
 	return s.collect(rows, limit)
 }
 
-// ReadRange returns up to limit events in (after, upTo], in store order,
-// exactly as stored: no upcaster runs, and Metadata is not decoded (it is
-// left zero; Stored.Metadata holds the stored bytes). Unlike ReadIn it does not stop at the
-// snapshot's xmin, so upTo must be a position read gap-free before (a
-// checkpoint): no transaction in flight can still add an event at or below
-// it. Tamper evidence reads this way (the audit seal's verifier).
-func ReadRange(ctx context.Context, q Querier, after, upTo Position, limit int) ([]Event, error) {
+// ReadStoredIn is ReadIn for a reader of the stored form only (the audit
+// seal hashes nothing else): no upcaster runs and Metadata is left zero
+// (Stored.Metadata holds the bytes), so no time goes into decoding what the
+// reader would not look at.
+func (s *Store) ReadStoredIn(ctx context.Context, q Querier, after Position, limit int) ([]Event, error) {
+	if limit <= 0 {
+		return nil, errors.New("read: limit must be positive")
+	}
+	sql, args := readSQL(eventColumns, after, limit, Filter{})
+	rows, err := q.Query(ctx, sql, args...)
+	if err != nil {
+		return nil, fmt.Errorf("read events: %w", err)
+	}
+	out, err := collectEvents(rows, limit, true)
+	if err != nil {
+		return nil, fmt.Errorf("read events: %w", err)
+	}
+	return out, nil
+}
+
+// EachInRange calls f with each of up to limit events in (after, upTo], in
+// store order, exactly as stored (no upcaster runs), without copying them:
+// f's RawEvent borrows the connection's read buffer and is valid only until
+// f returns. It returns how many events it read. Unlike ReadIn it does not
+// stop at the snapshot's xmin, so upTo must be a position read gap-free
+// before (a checkpoint): no transaction in flight can still add an event at
+// or below it. Tamper evidence reads this way (the audit seal's verifier
+// hashes each row as it arrives, so a million events cost no allocation
+// each).
+func EachInRange(ctx context.Context, q Querier, after, upTo Position, limit int, f func(*RawEvent) error) (int, error) {
 	rows, err := q.Query(ctx, `SELECT `+eventColumns+` FROM `+Table+`
 		WHERE (transaction_id, "offset") > ($1::text::xid8, $2) AND (transaction_id, "offset") <= ($3::text::xid8, $4)
 		ORDER BY transaction_id, "offset" LIMIT $5`,
 		strconv.FormatUint(after.TransactionID, 10), after.Offset, strconv.FormatUint(upTo.TransactionID, 10), upTo.Offset, limit)
 	if err != nil {
-		return nil, fmt.Errorf("read events: %w", err)
+		return 0, fmt.Errorf("read events: %w", err)
 	}
-	evs, err := collectEvents(rows, limit, true)
+	n := 0
+	err = eachRow(rows, func(r *RawEvent) error {
+		n++
+		return f(r)
+	})
 	if err != nil {
-		return nil, fmt.Errorf("read events: %w", err)
+		return n, fmt.Errorf("read events: %w", err)
 	}
-	return evs, nil
+	return n, nil
 }
 
 // readSQL is the gap-free keyset read of up to limit events after `after`

@@ -340,7 +340,7 @@ func (r *rebuilder) copy(ctx context.Context) error {
 	g.Go(func() error {
 		defer close(batches)
 		for after := r.pos; ; {
-			evs, err := r.events.ReadIn(ctx, r.pool, after, r.opts.BatchSize, eventstore.Filter{})
+			evs, err := readBatch(ctx, r.events, r.p, r.pool, after, r.opts.BatchSize)
 			if err != nil {
 				return err
 			}
@@ -446,7 +446,7 @@ func (r *rebuilder) swapTx(ctx context.Context, tx pgx.Tx) (eventstore.Position,
 	}
 	pos, n := r.pos, int64(0)
 	for {
-		evs, err := r.events.ReadIn(ctx, tx, pos, r.opts.BatchSize, eventstore.Filter{})
+		evs, err := readBatch(ctx, r.events, r.p, tx, pos, r.opts.BatchSize)
 		if err != nil {
 			return eventstore.Position{}, 0, err
 		}

@@ -16,10 +16,25 @@ import (
 )
 
 // EventReader is what projections need of the event store: gap-free ordered
-// reads on a given transaction, and the head of the stream.
+// reads on a given transaction — decoded, or in the stored form only — and
+// the head of the stream.
 type EventReader interface {
 	ReadIn(ctx context.Context, q eventstore.Querier, after eventstore.Position, limit int, f eventstore.Filter) ([]eventstore.Event, error)
+	ReadStoredIn(ctx context.Context, q eventstore.Querier, after eventstore.Position, limit int) ([]eventstore.Event, error)
 	Head(ctx context.Context) (eventstore.Position, error)
+}
+
+// storedForm marks a projection that reads only the stored form of events
+// (Event.Stored, the ids, positions, types and times): it is fed events
+// without decoded metadata or upcast payloads.
+type storedForm interface{ storedFormOnly() }
+
+// readBatch reads the next batch p applies, in the form p reads.
+func readBatch(ctx context.Context, events EventReader, p Projection, q eventstore.Querier, after eventstore.Position, limit int) ([]eventstore.Event, error) {
+	if _, ok := p.(storedForm); ok {
+		return events.ReadStoredIn(ctx, q, after, limit)
+	}
+	return events.ReadIn(ctx, q, after, limit, eventstore.Filter{})
 }
 
 // Runner keeps projections up to date with the stream. Each projection runs
@@ -185,7 +200,7 @@ func (r *Runner) step(ctx context.Context, p Projection) (int, error) {
 		return 0, fmt.Errorf("read model %s is at version %d but this build writes version %d: run `tradeops projections rebuild %s`",
 			p.Name(), cp.Version, p.Version(), p.Name())
 	}
-	events, err := r.events.ReadIn(ctx, tx, cp.Position, r.batchSize, eventstore.Filter{})
+	events, err := readBatch(ctx, r.events, p, tx, cp.Position, r.batchSize)
 	if err != nil || len(events) == 0 {
 		return 0, err
 	}

@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"hash"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -33,6 +32,9 @@ type AuditSeal struct{}
 func (AuditSeal) Name() string     { return SealName }
 func (AuditSeal) Version() int     { return 1 }
 func (AuditSeal) Tables() []string { return []string{sealTable} }
+
+// The seal hashes the stored form only: its reads skip decoding the rest.
+func (AuditSeal) storedFormOnly() {}
 
 // SealName is the seal projection's name.
 const SealName = "audit_seal"
@@ -73,50 +75,62 @@ func (AuditSeal) Apply(ctx context.Context, tx pgx.Tx, t Tables, events []events
 // Hash is a link of the chain.
 type Hash [sha256.Size]byte
 
-// chain computes links; it reuses its buffers, so sealing costs no
+// chain computes links; it reuses its buffer, so sealing costs no
 // allocation per event.
 type chain struct {
 	prev  Hash
 	count int64
-	h     hash.Hash
-	buf   []byte
+	buf   []byte // prev || the canonical bytes of the event being linked
 }
 
 func newChain(tip sealRow) *chain {
-	return &chain{prev: tip.Hash, count: tip.Seq, h: sha256.New()}
+	return &chain{prev: tip.Hash, count: tip.Seq}
 }
 
 // add links e to the chain and returns its hash.
 func (c *chain) add(e *eventstore.Event) Hash {
-	c.buf = canonical(c.buf[:0], e)
-	c.h.Reset()
-	c.h.Write(c.prev[:])
-	c.h.Write(c.buf)
-	c.h.Sum(c.prev[:0])
+	return c.link(canonical(c.start(), e.ID, e.StreamID, e.StreamVersion, e.Type, int32(e.Stored.SchemaVersion),
+		e.RecordedAt, e.Stored.Metadata, e.Stored.Data, e.Position))
+}
+
+// addRaw links the stored row e to the chain and returns its hash: the same
+// link add gives for the Event read from that row.
+func (c *chain) addRaw(e *eventstore.RawEvent) Hash {
+	return c.link(canonical(c.start(), e.ID, e.StreamID, e.StreamVersion, e.Type, e.SchemaVersion,
+		e.RecordedAt, e.Metadata, e.Data, e.Position))
+}
+
+func (c *chain) start() []byte { return append(c.buf[:0], c.prev[:]...) }
+
+func (c *chain) link(b []byte) Hash {
+	c.buf, c.prev = b, sha256.Sum256(b)
 	c.count++
 	return c.prev
 }
 
-// canonical appends the deterministic encoding of e as stored: the format
-// tag, then every field in a fixed order, strings and bytes length-prefixed,
-// numbers fixed-width big-endian, so two different events never encode
-// alike. It covers e.Stored (the schema version, metadata and payload before
-// any upcasting), never the upcast Data.
-func canonical(b []byte, e *eventstore.Event) []byte {
+// canonical appends the deterministic encoding of an event as stored: the
+// format tag, then every field in a fixed order, strings and bytes
+// length-prefixed, numbers fixed-width big-endian, so two different events
+// never encode alike. It covers the stored schema version, metadata and
+// payload (before any upcasting), never an upcast payload. The text fields
+// come as strings (an Event) or as the row's bytes (a RawEvent), which
+// encode alike.
+func canonical[T ~string | ~[]byte](b []byte, id, stream T, version int64, typ T, schemaVersion int32,
+	recordedAt time.Time, md, data []byte, pos eventstore.Position) []byte {
 	b = appendBytes(b, sealFormat)
-	b = appendBytes(b, e.ID)
-	b = appendBytes(b, e.StreamID)
-	b = binary.BigEndian.AppendUint64(b, uint64(e.StreamVersion))
-	b = appendBytes(b, e.Type)
-	b = binary.BigEndian.AppendUint32(b, uint32(int32(e.Stored.SchemaVersion)))
+	b = appendBytes(b, id)
+	b = appendBytes(b, stream)
+	b = binary.BigEndian.AppendUint64(b, uint64(version))
+	b = appendBytes(b, typ)
+	b = binary.BigEndian.AppendUint32(b, uint32(schemaVersion))
 	// The time, length-prefixed, formatted in place.
 	at := len(b)
-	b = e.RecordedAt.UTC().AppendFormat(binary.BigEndian.AppendUint32(b, 0), time.RFC3339Nano)
+	b = recordedAt.UTC().AppendFormat(binary.BigEndian.AppendUint32(b, 0), time.RFC3339Nano)
 	binary.BigEndian.PutUint32(b[at:], uint32(len(b)-at-4))
-	b = appendNullable(b, e.Stored.Metadata)
-	b = appendNullable(b, e.Stored.Data)
-	b = binary.BigEndian.AppendUint64(b, e.TransactionID)
-	return binary.BigEndian.AppendUint64(b, uint64(e.Offset))
+	b = appendNullable(b, md)
+	b = appendNullable(b, data)
+	b = binary.BigEndian.AppendUint64(b, pos.TransactionID)
+	return binary.BigEndian.AppendUint64(b, uint64(pos.Offset))
 }
 
 // nullLength marks a NULL column, distinct from an empty one.

@@ -52,6 +52,7 @@ func sealedEnv(t testing.TB) (testEnv, []eventstore.Position) {
 }
 
 func TestVerifyAcceptsTheIntactChain(t *testing.T) {
+	smallVerifyBatches(t)
 	env, pos := sealedEnv(t)
 	rep := verify(t, env, nil)
 	if rep.Break != nil || rep.Verified != sealedEvents || rep.Unsealed != 0 {
@@ -92,7 +93,17 @@ func TestVerifyOverTheSimpleProtocol(t *testing.T) {
 	}
 }
 
+// smallVerifyBatches makes the verifier read in batches of 256 events for
+// the rest of t, so a walk crosses batch boundaries and recycles its
+// buffers.
+func smallVerifyBatches(t *testing.T) {
+	was := verifyBatch
+	verifyBatch = 256
+	t.Cleanup(func() { verifyBatch = was })
+}
+
 func TestVerifyReportsTheFirstBreak(t *testing.T) {
+	smallVerifyBatches(t)
 	for _, tc := range []struct {
 		name   string
 		tamper func(env testEnv, pos []eventstore.Position)
@@ -131,6 +142,11 @@ func TestVerifyReportsTheFirstBreak(t *testing.T) {
 				SELECT gen_random_uuid()::text, payload, metadata, transaction_id, "offset" * 1000000, 'forged', 1, event_type, recorded_at
 				FROM watermill_events WHERE (transaction_id, "offset") = ($1, $2)`, pos[500].TransactionID, pos[500].Offset)
 		}, "inserted", -1},
+		{"event id replaced by a longer one", func(env testEnv, pos []eventstore.Position) {
+			// 36 characters, 72 bytes: longer than a link keeps in place.
+			env.exec(t, `UPDATE watermill_events SET uuid = repeat('é', 36) WHERE (transaction_id, "offset") = ($1, $2)`,
+				pos[321].TransactionID, pos[321].Offset)
+		}, "altered", 321},
 		{"seal row rewritten", func(env testEnv, pos []eventstore.Position) {
 			env.exec(t, `UPDATE audit_seal SET hash = sha256(hash) WHERE (transaction_id, "offset") = ($1, $2)`, pos[42].TransactionID, pos[42].Offset)
 		}, "altered", 42},
@@ -238,6 +254,13 @@ func TestCanonicalEncodingIsStable(t *testing.T) {
 	const want = "fb5f1e4a705f15c85db18f0054ed6319e392f28ac826c233c1f20d8d645bb983"
 	if hex.EncodeToString(got[:]) != want {
 		t.Fatalf("hash of the reference event changed: %x", got)
+	}
+	// The verifier hashes the row as it arrives: the same link.
+	raw := eventstore.RawEvent{Position: e.Position, ID: []byte(e.ID), StreamID: []byte(e.StreamID), StreamVersion: e.StreamVersion,
+		Type: []byte(e.Type), SchemaVersion: int32(e.Stored.SchemaVersion), Data: e.Stored.Data, Metadata: e.Stored.Metadata,
+		RecordedAt: e.RecordedAt}
+	if h := newChain(sealRow{}).addRaw(&raw); h != got {
+		t.Fatalf("the stored row hashes to %x, its Event to %x", h, got)
 	}
 	e.Stored.Data = nil // NULL differs from empty
 	c2 := newChain(sealRow{})

@@ -92,8 +92,9 @@ type Report struct {
 	Break    *Break
 }
 
-// verifyBatch is the page size of Verify's reads.
-const verifyBatch = 10000
+// verifyBatch is the page size of Verify's reads (a variable so that tests
+// can cross many batch boundaries).
+var verifyBatch = 10000
 
 // Verify recomputes the hash chain from the event table and compares it
 // with audit_seal link by link, in one consistent snapshot, stopping at the
@@ -117,9 +118,10 @@ func Verify(ctx context.Context, pool *pgxpool.Pool, against *SealHead) (Report,
 	return v.finish(ctx)
 }
 
-// readAhead makes the verifier read the stream on a second connection, in
-// tx's snapshot (exported and imported), one batch ahead of the hashing:
-// reading and hashing overlap instead of taking turns.
+// readAhead makes the verifier read and hash the stream on a second
+// connection, in tx's snapshot (exported and imported), one batch ahead of
+// the comparison with the seal: reading and hashing there overlap reading
+// the seal here instead of taking turns.
 func (v *verifier) readAhead(ctx context.Context, pool *pgxpool.Pool, tx pgx.Tx) (stop func(), err error) {
 	var snapshot string
 	if err := tx.QueryRow(ctx, `SELECT pg_export_snapshot()`).Scan(&snapshot); err != nil {
@@ -138,32 +140,45 @@ func (v *verifier) readAhead(ctx context.Context, pool *pgxpool.Pool, tx pgx.Tx)
 		return nil, fmt.Errorf("verify: import snapshot: %w", err)
 	}
 	type result struct {
-		events []eventstore.Event
-		err    error
+		links []link
+		err   error
 	}
 	readCtx, cancel := context.WithCancel(ctx)
 	batches := make(chan result, 1)
+	// Three batches circulate — one being compared, one waiting, one being
+	// filled — so the reads allocate nothing once they are under way. The
+	// verifier starts with one, empty.
+	free := make(chan []link, 3)
+	free <- nil
+	free <- nil
+	bound := v.bound
 	go func() {
 		defer close(batches)
-		for after := v.after; ; {
-			evs, err := eventstore.ReadRange(readCtx, rtx, after, v.bound, verifyBatch)
+		for {
+			var buf []link
 			select {
-			case batches <- result{evs, err}:
+			case buf = <-free:
 			case <-readCtx.Done():
 				return
 			}
-			if err != nil || len(evs) < verifyBatch {
+			links, err := v.linker.next(readCtx, rtx, bound, buf)
+			select {
+			case batches <- result{links, err}:
+			case <-readCtx.Done():
 				return
 			}
-			after = evs[len(evs)-1].Position
+			if err != nil || len(links) < verifyBatch {
+				return
+			}
 		}
 	}()
-	v.read = func(context.Context) ([]eventstore.Event, error) {
+	v.read = func(_ context.Context, done []link) ([]link, error) {
+		free <- done // the verifier is through with it
 		r, ok := <-batches
 		if !ok {
 			return nil, errors.New("verify: the read-ahead stopped")
 		}
-		return r.events, r.err
+		return r.links, r.err
 	}
 	return func() {
 		cancel()
@@ -207,11 +222,11 @@ func (s *StreamVerifier) Check(ctx context.Context, pos eventstore.Position) (*B
 		}
 	}
 	for s.v.after.Less(pos) {
-		e, ok, err := s.v.nextEvent(ctx)
+		l, ok, err := s.v.nextLink(ctx)
 		if err != nil || !ok {
 			return nil, err
 		}
-		if s.brk, err = s.v.check(ctx, e); err != nil || s.brk != nil {
+		if s.brk, err = s.v.check(ctx, l); err != nil || s.brk != nil {
 			return s.brk, err
 		}
 	}
@@ -232,26 +247,89 @@ func (s *StreamVerifier) Finish(ctx context.Context) (Report, error) {
 
 // verifier walks the stream and the seal side by side.
 type verifier struct {
-	q         eventstore.Querier
-	bound     eventstore.Position // the seal's reach: later events are unsealed
-	against   *SealHead
-	chain     *chain
-	last      eventstore.Event
-	verified  int64
-	headSeen  bool
-	after     eventstore.Position // the last stream event walked
-	events    []eventstore.Event
-	eventsEnd bool
-	// read returns the next batch of events after v.after up to v.bound;
-	// nil reads on q.
-	read      func(context.Context) ([]eventstore.Event, error)
+	q        eventstore.Querier
+	bound    eventstore.Position // the seal's reach: later events are unsealed
+	against  *SealHead
+	linker   linker
+	last     link // the last link verified
+	verified int64
+	headSeen bool
+	after    eventstore.Position // the last stream event walked
+	links    []link              // the stream's next links, recomputed
+	batch    []link              // links' storage, handed back to read
+	linksEnd bool
+	// read returns the next batch of links after v.after up to v.bound,
+	// taking back the previous batch's storage; nil reads on q.
+	read      func(ctx context.Context, done []link) ([]link, error)
 	seals     []sealRow
 	sealAfter eventstore.Position
 	sealsEnd  bool
 }
 
+// link is an event's link of the chain as recomputed from the stream. The
+// event id is kept in place (an id is a UUID, 36 bytes), so a batch of
+// links is one allocation, reused.
+type link struct {
+	eventstore.Position
+	Seq    int64
+	Hash   Hash
+	idLen  int
+	idBuf  [36]byte
+	idLong string // an id longer than idBuf
+}
+
+func (l *link) setID(id []byte) {
+	if len(id) > len(l.idBuf) {
+		l.idLen, l.idLong = -1, string(id)
+		return
+	}
+	l.idLen, l.idLong = copy(l.idBuf[:], id), ""
+}
+
+func (l *link) idIs(id string) bool {
+	if l.idLen < 0 {
+		return l.idLong == id
+	}
+	return string(l.idBuf[:l.idLen]) == id // no allocation: compared in place
+}
+
+func (l *link) id() string {
+	if l.idLen < 0 {
+		return l.idLong
+	}
+	return string(l.idBuf[:l.idLen])
+}
+
+// linker recomputes the chain from the start of the stream, a batch at a
+// time, hashing each row as it arrives.
+type linker struct {
+	chain chain
+	after eventstore.Position
+}
+
+// next appends to dst[:0] the links of the next batch of events up to
+// bound.
+func (l *linker) next(ctx context.Context, q eventstore.Querier, bound eventstore.Position, dst []link) ([]link, error) {
+	if dst == nil {
+		dst = make([]link, 0, verifyBatch)
+	}
+	dst = dst[:0]
+	_, err := eventstore.EachInRange(ctx, q, l.after, bound, verifyBatch, func(e *eventstore.RawEvent) error {
+		dst = append(dst, link{Position: e.Position, Hash: l.chain.addRaw(e), Seq: l.chain.count})
+		dst[len(dst)-1].setID(e.ID)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("verify: %w", err)
+	}
+	if len(dst) > 0 {
+		l.after = dst[len(dst)-1].Position
+	}
+	return dst, nil
+}
+
 func newVerifier(ctx context.Context, q eventstore.Querier, against *SealHead) (*verifier, error) {
-	v := &verifier{q: q, against: against, chain: newChain(sealRow{})}
+	v := &verifier{q: q, against: against}
 	return v, v.readBound(ctx)
 }
 
@@ -269,7 +347,7 @@ func (v *verifier) readBound(ctx context.Context) error {
 		return fmt.Errorf("verify: seal checkpoint: %w", err)
 	}
 	if v.bound.Less(b) { // more to read on both sides
-		v.bound, v.eventsEnd, v.sealsEnd = b, false, false
+		v.bound, v.linksEnd, v.sealsEnd = b, false, false
 	}
 	return nil
 }
@@ -278,14 +356,14 @@ func (v *verifier) readBound(ctx context.Context) error {
 func (v *verifier) finish(ctx context.Context) (Report, error) {
 	var rep Report
 	for rep.Break == nil {
-		e, ok, err := v.nextEvent(ctx)
+		l, ok, err := v.nextLink(ctx)
 		if err != nil {
 			return Report{}, err
 		}
 		if !ok {
 			break
 		}
-		if rep.Break, err = v.check(ctx, e); err != nil {
+		if rep.Break, err = v.check(ctx, l); err != nil {
 			return Report{}, err
 		}
 	}
@@ -307,27 +385,27 @@ func (v *verifier) finish(ctx context.Context) (Report, error) {
 	return rep, nil
 }
 
-// nextEvent returns the next stream event, valid until the next call.
-func (v *verifier) nextEvent(ctx context.Context) (*eventstore.Event, bool, error) {
-	if len(v.events) == 0 && !v.eventsEnd {
-		var evs []eventstore.Event
+// nextLink returns the next stream event's link, valid until the next
+// call.
+func (v *verifier) nextLink(ctx context.Context) (*link, bool, error) {
+	if len(v.links) == 0 && !v.linksEnd {
 		var err error
 		if v.read != nil {
-			evs, err = v.read(ctx)
+			v.batch, err = v.read(ctx, v.batch)
 		} else {
-			evs, err = eventstore.ReadRange(ctx, v.q, v.after, v.bound, verifyBatch)
+			v.batch, err = v.linker.next(ctx, v.q, v.bound, v.batch)
 		}
 		if err != nil {
-			return nil, false, fmt.Errorf("verify: %w", err)
+			return nil, false, err
 		}
-		v.events, v.eventsEnd = evs, len(evs) < verifyBatch
+		v.links, v.linksEnd = v.batch, len(v.batch) < verifyBatch
 	}
-	if len(v.events) == 0 {
+	if len(v.links) == 0 {
 		return nil, false, nil
 	}
-	e := &v.events[0]
-	v.events, v.after = v.events[1:], e.Position
-	return e, true, nil
+	l := &v.links[0]
+	v.links, v.after = v.links[1:], l.Position
+	return l, true, nil
 }
 
 func (v *verifier) peekSeal(ctx context.Context) (sealRow, bool, error) {
@@ -347,58 +425,58 @@ func (v *verifier) peekSeal(ctx context.Context) (sealRow, bool, error) {
 	return v.seals[0], true, nil
 }
 
-// check links the next stream event and compares it with the seal.
-func (v *verifier) check(ctx context.Context, e *eventstore.Event) (*Break, error) {
+// check compares the next stream event's link with the seal.
+func (v *verifier) check(ctx context.Context, l *link) (*Break, error) {
 	s, ok, err := v.peekSeal(ctx)
 	if err != nil {
 		return nil, err
 	}
 	switch {
-	case !ok || e.Position.Less(s.Position):
-		return &Break{Position: e.Position, EventID: e.ID, Kind: "inserted",
+	case !ok || l.Position.Less(s.Position):
+		return &Break{Position: l.Position, EventID: l.id(), Kind: "inserted",
 			Detail: "the stream has an event the seal lacks (inserted after sealing, or quarantined by the seal projection)"}, nil
-	case s.Position.Less(e.Position):
+	case s.Position.Less(l.Position):
 		return &Break{Position: s.Position, EventID: s.EventID, Kind: "deleted",
-			Detail: fmt.Sprintf("the sealed event is missing from the stream, whose next event is %s at %s", e.ID, e.Position)}, nil
+			Detail: fmt.Sprintf("the sealed event is missing from the stream, whose next event is %s at %s", l.id(), l.Position)}, nil
 	}
 	v.seals = v.seals[1:]
-	h := v.chain.add(e)
 	switch {
-	case e.ID != s.EventID:
-		return v.moved(ctx, e, s)
-	case h != s.Hash:
-		return &Break{Position: e.Position, EventID: e.ID, Kind: "altered",
+	case !l.idIs(s.EventID):
+		return v.moved(ctx, l, s)
+	case l.Hash != s.Hash:
+		return &Break{Position: l.Position, EventID: l.id(), Kind: "altered",
 			Detail: "the event no longer hashes to its seal: its payload, metadata, type, stream, version or time changed (or its seal row did)"}, nil
-	case s.Seq != v.chain.count:
-		return &Break{Position: e.Position, EventID: e.ID, Kind: "altered",
-			Detail: fmt.Sprintf("the seal row says it is link %d, it is link %d", s.Seq, v.chain.count)}, nil
+	case s.Seq != l.Seq:
+		return &Break{Position: l.Position, EventID: l.id(), Kind: "altered",
+			Detail: fmt.Sprintf("the seal row says it is link %d, it is link %d", s.Seq, l.Seq)}, nil
 	}
-	v.last = *e
+	v.last = *l
 	v.verified++
-	if a := v.against; a != nil && a.Position == e.Position {
+	if a := v.against; a != nil && a.Position == l.Position {
 		v.headSeen = true
-		if a.EventID != e.ID || a.Hash != h || a.Count != v.chain.count {
-			return &Break{Position: e.Position, EventID: e.ID, Kind: "head",
+		if !l.idIs(a.EventID) || a.Hash != l.Hash || a.Count != l.Seq {
+			return &Break{Position: l.Position, EventID: l.id(), Kind: "head",
 				Detail: fmt.Sprintf("the exported head (event %s, link %d, hash %x) no longer matches the chain (event %s, link %d, hash %x): the stream before it was rewritten and re-sealed",
-					a.EventID, a.Count, a.Hash[:8], e.ID, v.chain.count, h[:8])}, nil
+					a.EventID, a.Count, a.Hash[:8], l.id(), l.Seq, l.Hash[:8])}, nil
 		}
 	}
 	return nil, nil
 }
 
 // moved reports an event found where the seal has another one.
-func (v *verifier) moved(ctx context.Context, e *eventstore.Event, s sealRow) (*Break, error) {
+func (v *verifier) moved(ctx context.Context, l *link, s sealRow) (*Break, error) {
+	id := l.id()
 	var at eventstore.Position
-	err := v.q.QueryRow(ctx, `SELECT transaction_id, "offset" FROM `+sealTable+` WHERE event_id = $1 LIMIT 1`, e.ID).
+	err := v.q.QueryRow(ctx, `SELECT transaction_id, "offset" FROM `+sealTable+` WHERE event_id = $1 LIMIT 1`, id).
 		Scan(&at.TransactionID, &at.Offset)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
-		return &Break{Position: e.Position, EventID: e.ID, Kind: "altered",
+		return &Break{Position: l.Position, EventID: id, Kind: "altered",
 			Detail: fmt.Sprintf("the seal has event %s here; the stream's event id was changed", s.EventID)}, nil
 	case err != nil:
-		return nil, fmt.Errorf("verify: find event %s in the seal: %w", e.ID, err)
+		return nil, fmt.Errorf("verify: find event %s in the seal: %w", id, err)
 	}
-	return &Break{Position: e.Position, EventID: e.ID, Kind: "reordered",
+	return &Break{Position: l.Position, EventID: id, Kind: "reordered",
 		Detail: fmt.Sprintf("this event was sealed at %s; the seal has event %s here", at, s.EventID)}, nil
 }
 
@@ -422,11 +500,11 @@ func (v *verifier) leftovers(ctx context.Context) (*Break, error) {
 	if a := v.against; a != nil && a.Count > 0 && !v.headSeen {
 		return &Break{Position: a.Position, EventID: a.EventID, Kind: "head",
 			Detail: fmt.Sprintf("the exported head (link %d) is not in today's chain, which ends at %s after %d links: the stream and its seal lost their tail or were rewritten",
-				a.Count, v.last.Position, v.chain.count)}, nil
+				a.Count, v.last.Position, v.verified)}, nil
 	}
 	return nil, nil
 }
 
 func (v *verifier) head() SealHead {
-	return SealHead{Position: v.last.Position, EventID: v.last.ID, Hash: v.chain.prev, Count: v.chain.count}
+	return SealHead{Position: v.last.Position, EventID: v.last.id(), Hash: v.last.Hash, Count: v.last.Seq}
 }
