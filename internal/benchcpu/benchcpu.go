@@ -120,3 +120,7 @@ func procCPU(pid int) (time.Duration, bool) {
 	}
 	return time.Duration(ut+st) * clockTick, true
 }
+
+// Process returns the CPU time a process (all its threads) has used so far,
+// e.g. a server the benchmark started; ok is false when it cannot be read.
+func Process(pid int) (d time.Duration, ok bool) { return procCPU(pid) }

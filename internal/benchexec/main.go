@@ -8,7 +8,16 @@
 //     (default 100 requests/s for 10 s), open loop: p50/p99 latency;
 //  2. prepare at saturation (closed loop, --workers concurrent requests)
 //     for --saturate: requests/s and latency;
-//  3. the server's peak RSS (VmHWM from /proc) at the end.
+//  3. the server's peak RSS (VmHWM from /proc) at the end;
+//  4. database round trips and transactions per request: a second server,
+//     without projections, connected through a counting proxy
+//     (roundtrips.go), sent --roundtrips requests of each kind one at a time.
+//
+// Every phase also reports the CPU it cost per request: the tradeops
+// process, the PostgreSQL backends of the scratch database, and this
+// process (load generator, fake Binance, baseline client). -cpuprofile FILE
+// runs the server with --pprof and writes its CPU profile of the saturated
+// prepare phase to FILE (go tool pprof -top FILE).
 //
 // Each phase is paired with a baseline run from this process in the same
 // conditions: the prepare's writes in plain SQL through pgx (lock-or-create
@@ -67,7 +76,9 @@ type options struct {
 	rate           int
 	each, saturate time.Duration
 	workers, users int
+	roundTrips     int
 	keep           bool
+	cpuProfile     string
 }
 
 func main() {
@@ -79,6 +90,8 @@ func main() {
 	flag.IntVar(&o.workers, "workers", 32, "concurrent requests at saturation")
 	flag.IntVar(&o.users, "users", 400, "operators the orders are spread over")
 	flag.BoolVar(&o.keep, "keep", false, "keep the scratch database and the server log")
+	flag.IntVar(&o.roundTrips, "roundtrips", 100, "requests of each kind sent one at a time to count database round trips (0: skip)")
+	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write the server's CPU profile of the saturated prepare phase to `FILE` (needs serve --pprof)")
 	flag.Parse()
 	if err := run(context.Background(), o); err != nil {
 		fmt.Fprintln(os.Stderr, "benchexec:", err)
@@ -95,6 +108,10 @@ type bench struct {
 	client *http.Client
 	users  []operator
 	next   atomic.Int64
+	// keyed: requests carry a fresh Idempotency-Key each
+	keyed bool
+	keys  atomic.Int64
+	cpu   *cpuMeter
 }
 
 func run(ctx context.Context, o options) error {
@@ -110,7 +127,12 @@ func run(ctx context.Context, o options) error {
 	fake := fakebinance.New(fakebinance.Options{})
 	defer fake.Close()
 
-	server, err := startServer(ctx, o, dbURL, fake.URL())
+	env := serverEnv(dbURL, fake.URL())
+	var pprofAddr string
+	if o.cpuProfile != "" {
+		pprofAddr = freeAddr()
+	}
+	server, err := startServer(ctx, o, env, pprofAddr)
 	if err != nil {
 		return err
 	}
@@ -122,6 +144,10 @@ func run(ctx context.Context, o options) error {
 	if err := b.createUsers(ctx, dbURL, fake); err != nil {
 		return err
 	}
+	if b.cpu, err = newCPUMeter(ctx, dbURL, server.cmd.Process.Pid); err != nil {
+		return err
+	}
+	defer b.cpu.close()
 	fmt.Printf("benchexec: %s serve (pid %d) on %s; fake Binance; IBKR simulator; %d operators; load generator in this process\n",
 		o.bin, server.cmd.Process.Pid, server.base, len(b.users))
 
@@ -138,21 +164,38 @@ func run(ctx context.Context, o options) error {
 	}
 	defer base.close()
 
-	fmt.Printf("\n%-32s %8s %7s %s\n", "phase", "requests", "errors", "latency")
-	br := b.paced(ctx, o.rate, o.each, base.tx)
-	fmt.Printf("%-32s %8d %7d %s   (the floor: one durable transaction)\n", fmt.Sprintf("baseline plain SQL %d/s", o.rate), br.n, br.errors, br.percentiles())
-	for _, p := range []struct{ name, path, body, goal string }{
-		{"prepare", "/ops/execution/prepare", prepareBody, "goal p99 ≤ 10 ms"},
-		{"binance test-order (fake)", "/ops/execution/binance/test-order", binanceBody, "goal p99 ≤ 25 ms"},
-		{"ibkr test-order (simulator)", "/ops/execution/ibkr/test-order", ibkrBody, "goal p99 ≤ 25 ms"},
+	fmt.Printf("\n%-32s %8s %7s %s\n", "phase", "requests", "errors", "latency; CPU per request: tradeops + postgres backends + this process")
+	br := b.measure(ctx, func() *result { return b.paced(ctx, o.rate, o.each, base.tx) })
+	fmt.Printf("%-32s %8d %7d %s   (the floor: one durable transaction)\n", fmt.Sprintf("baseline plain SQL %d/s", o.rate), br.n, br.errors, br.summary())
+	for _, p := range []struct {
+		name, path, body, goal string
+		keyed                  bool
+	}{
+		{"prepare", "/ops/execution/prepare", prepareBody, "goal p99 ≤ 10 ms", false},
+		{"prepare + Idempotency-Key", "/ops/execution/prepare", prepareBody, "goal p99 ≤ 10 ms", true},
+		{"binance test-order (fake)", "/ops/execution/binance/test-order", binanceBody, "goal p99 ≤ 25 ms", false},
+		{"ibkr test-order (simulator)", "/ops/execution/ibkr/test-order", ibkrBody, "goal p99 ≤ 25 ms", false},
 	} {
-		r := b.atRate(ctx, p.path, p.body, o.rate, o.each)
-		fmt.Printf("%-32s %8d %7d %s   (%s)\n", fmt.Sprintf("%s %d/s", p.name, o.rate), r.n, r.errors, r.percentiles(), p.goal)
+		b.keyed = p.keyed
+		r := b.measure(ctx, func() *result { return b.atRate(ctx, p.path, p.body, o.rate, o.each) })
+		fmt.Printf("%-32s %8d %7d %s   (%s)\n", fmt.Sprintf("%s %d/s", p.name, o.rate), r.n, r.errors, r.summary(), p.goal)
 	}
-	r := b.saturate(ctx, b.post("/ops/execution/prepare", prepareBody))
-	fmt.Printf("%-32s %8d %7d %s\n", fmt.Sprintf("prepare saturated, %d workers", o.workers), r.n, r.errors, r.percentiles())
-	bs := b.saturate(ctx, base.tx)
-	fmt.Printf("%-32s %8d %7d %s\n", fmt.Sprintf("baseline saturated, %d workers", o.workers), bs.n, bs.errors, bs.percentiles())
+	b.keyed = false
+	var profile chan error
+	if o.cpuProfile != "" {
+		profile = make(chan error, 1)
+		go func() { profile <- fetchProfile(pprofAddr, o.saturate, o.cpuProfile) }()
+	}
+	r := b.measure(ctx, func() *result { return b.saturate(ctx, b.post("/ops/execution/prepare", prepareBody)) })
+	fmt.Printf("%-32s %8d %7d %s\n", fmt.Sprintf("prepare saturated, %d workers", o.workers), r.n, r.errors, r.summary())
+	if profile != nil {
+		if err := <-profile; err != nil {
+			return err
+		}
+		fmt.Println("server CPU profile of the saturated prepares:", o.cpuProfile)
+	}
+	bs := b.measure(ctx, func() *result { return b.saturate(ctx, base.tx) })
+	fmt.Printf("%-32s %8d %7d %s\n", fmt.Sprintf("baseline saturated, %d workers", o.workers), bs.n, bs.errors, bs.summary())
 	fmt.Printf("prepare throughput: %.0f requests/s over %s (goal ≥ 1,500/s); baseline %.0f/s; ratio %.2f\n",
 		r.rate(), r.elapsed.Round(time.Millisecond), bs.rate(), r.rate()/bs.rate())
 	accepted, err := acceptedOrders(ctx, dbURL)
@@ -170,6 +213,72 @@ func run(ctx context.Context, o options) error {
 	} else {
 		server.removeLog = true
 	}
+	server.stop()
+	if o.roundTrips > 0 {
+		return b.countRoundTrips(ctx, env, dbURL, []roundTripCase{
+			{"prepare", "/ops/execution/prepare", prepareBody, false},
+			{"prepare + Idempotency-Key", "/ops/execution/prepare", prepareBody, true},
+			{"binance test-order", "/ops/execution/binance/test-order", binanceBody, false},
+			{"binance test-order + Idempotency-Key", "/ops/execution/binance/test-order", binanceBody, true},
+			{"ibkr test-order", "/ops/execution/ibkr/test-order", ibkrBody, false},
+		})
+	}
+	return nil
+}
+
+// roundTripCase is a request whose database round trips are counted.
+type roundTripCase struct {
+	name, path, body string
+	keyed            bool
+}
+
+// countRoundTrips starts a second server (no projections, which poll the
+// database on their own) through a counting proxy and sends each case
+// o.roundTrips times, one at a time, after a warm-up that fills the
+// connections' statement caches.
+func (b *bench) countRoundTrips(ctx context.Context, env []string, dbURL string, cases []roundTripCase) error {
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		return err
+	}
+	proxy, err := newPGCounter(u.Host)
+	if err != nil {
+		return err
+	}
+	defer proxy.close()
+	u.Host = proxy.addr()
+	q := u.Query()
+	q.Set("sslmode", "disable")
+	u.RawQuery = q.Encode()
+	env = append(env, "DATABASE_URL="+u.String()) // the later value wins
+	server, err := startServer(ctx, b.o, env, "", "--projections=off")
+	if err != nil {
+		return err
+	}
+	defer server.stop()
+	server.removeLog = !b.o.keep
+	b.base = server.base
+	fmt.Printf("\n%-40s %12s %13s %21s\n", "database work per request (sequential)", "round trips", "transactions", "writing transactions")
+	for _, c := range cases {
+		b.keyed = c.keyed
+		for range 20 {
+			_, _, _ = b.post(c.path, c.body)()
+		}
+		before := proxy.counts()
+		errs := 0
+		for range b.o.roundTrips {
+			if status, _, err := b.post(c.path, c.body)(); err != nil || status != http.StatusOK {
+				errs++
+			}
+		}
+		after := proxy.counts()
+		per := func(i int) float64 { return float64(after[i]-before[i]) / float64(b.o.roundTrips) }
+		note := ""
+		if errs > 0 {
+			note = fmt.Sprintf("   (%d not 200)", errs)
+		}
+		fmt.Printf("%-40s %12.2f %13.2f %21.2f%s\n", c.name, per(0), per(1), per(2), note)
+	}
 	return nil
 }
 
@@ -181,29 +290,44 @@ type server struct {
 	logFile *os.File
 	// removeLog: the run went well and the log is not to be kept.
 	removeLog bool
+	stopped   bool
 }
 
-func startServer(ctx context.Context, o options, dbURL, binanceURL string) (*server, error) {
+// serverEnv is the servers' environment: both servers of a run share the
+// keys, so the tokens and stored secrets work on either.
+func serverEnv(dbURL, binanceURL string) []string {
+	return slices.Clip(append(os.Environ(),
+		"DATABASE_URL="+dbURL,
+		"SECRET_KEY="+randomKey(),
+		"ENCRYPTION_KEY="+randomKey(),
+		"BINANCE_TESTNET_BASE_URL="+binanceURL,
+		"IBKR_BRIDGE_BASE_URL=",
+		"LOG_LEVEL=info",
+	))
+}
+
+// freeAddr is a loopback address nobody listens on just now.
+func freeAddr() string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return nil, err
+		panic(err)
 	}
-	addr := ln.Addr().String()
-	ln.Close()
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func startServer(ctx context.Context, o options, env []string, pprofAddr string, args ...string) (*server, error) {
+	addr := freeAddr()
 	logFile, err := os.CreateTemp("", "benchexec-serve-*.log")
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.CommandContext(ctx, o.bin, "serve")
-	cmd.Env = append(os.Environ(),
-		"DATABASE_URL="+dbURL,
-		"SECRET_KEY="+randomKey(),
-		"ENCRYPTION_KEY="+randomKey(),
-		"LISTEN_ADDR="+addr,
-		"BINANCE_TESTNET_BASE_URL="+binanceURL,
-		"IBKR_BRIDGE_BASE_URL=",
-		"LOG_LEVEL=info",
-	)
+	args = append([]string{"serve"}, args...)
+	if pprofAddr != "" {
+		args = append(args, "--pprof", pprofAddr)
+	}
+	cmd := exec.CommandContext(ctx, o.bin, args...)
+	cmd.Env = append(env, "LISTEN_ADDR="+addr)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w (run make build first)", o.bin, err)
@@ -225,6 +349,10 @@ func startServer(ctx context.Context, o options, dbURL, binanceURL string) (*ser
 }
 
 func (s *server) stop() {
+	if s.stopped {
+		return
+	}
+	s.stopped = true
 	_ = s.cmd.Process.Signal(os.Interrupt)
 	done := make(chan struct{})
 	go func() { _ = s.cmd.Wait(); close(done) }()
@@ -316,6 +444,9 @@ func (b *bench) do(method, path, token, body string) (int, string, error) {
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer "+token)
+	if b.keyed && method == http.MethodPost {
+		req.Header.Set("Idempotency-Key", fmt.Sprintf("benchexec-%d", b.keys.Add(1)))
+	}
 	resp, err := b.client.Do(req)
 	if err != nil {
 		return 0, "", err
@@ -331,6 +462,7 @@ type result struct {
 	lat       []time.Duration
 	elapsed   time.Duration
 	firstErr  string
+	cpu       cpuUsage
 }
 
 func (r *result) add(d time.Duration, status int, body string, err error) {
@@ -432,6 +564,11 @@ func (b *bench) saturate(ctx context.Context, req request) *result {
 	wg.Wait()
 	r.elapsed = time.Since(start)
 	return r
+}
+
+// summary is the percentiles and the CPU per request.
+func (r *result) summary() string {
+	return r.percentiles() + "   " + r.cpu.per(r.n)
 }
 
 func (r *result) rate() float64 { return float64(r.n) / r.elapsed.Seconds() }
