@@ -32,9 +32,9 @@ func (h *BinanceTestOrderHandler) Handle(ctx context.Context, in OrderInput, ren
 		err = secretMissing(domain.ExchangeBinance)
 	}
 	if err != nil {
-		return Reply{Response: render(TestOrderResult{}, err)}
+		return fail(r, err, render)
 	}
-	return Reply{Response: r.sendTestOrder(h.binance.Mode(), render, func() ([]byte, error) {
+	return r.sendTestOrder(h.binance.Mode(), render, func() ([]byte, error) {
 		return h.binance.TestOrder(r.ctx, creds, r.order)
-	})}
+	})
 }

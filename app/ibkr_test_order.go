@@ -39,13 +39,13 @@ func (h *IBKRTestOrderHandler) Handle(ctx context.Context, in OrderInput, render
 	case domain.ErrorKind(err) == domain.KindNotFound && mode == domain.TestOrderModeSimulated:
 		account = domain.NewSecret(SimulatedIBKRAccount)
 	case domain.ErrorKind(err) == domain.KindNotFound:
-		return Reply{Response: render(TestOrderResult{}, secretMissing(domain.ExchangeIBKR))}
+		return fail(r, secretMissing(domain.ExchangeIBKR), render)
 	case err != nil:
-		return Reply{Response: render(TestOrderResult{}, err)}
+		return fail(r, err, render)
 	default:
 		account = creds.Field(domain.FieldAccountID)
 	}
-	return Reply{Response: r.sendTestOrder(mode, render, func() ([]byte, error) {
+	return r.sendTestOrder(mode, render, func() ([]byte, error) {
 		return h.ibkr.WhatIf(r.ctx, account, r.order)
-	})}
+	})
 }

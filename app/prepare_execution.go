@@ -48,7 +48,7 @@ func (h *PrepareExecutionHandler) Handle(ctx context.Context, cmd PrepareExecuti
 			Decision: d.Decision, Shadow: d.Shadow, SecretConfigured: d.SecretConfigured}, nil)
 		return &resp
 	}); err != nil {
-		return Reply{Response: render(PreparedExecution{}, err)}
+		return fail(r, err, render)
 	}
 	return Reply{Response: resp}
 }

@@ -37,7 +37,8 @@ func TestExecutionsDecide(t *testing.T) {
 	day := domain.UTCDay(time.Now())
 	ev := domain.Event{Type: "test.decided", SchemaVersion: 1, Data: map[string]string{}}
 	decide := func(user string, ex domain.Exchange, fn func(app.ExecutionState) (app.Decided, error)) error {
-		return execs.Decide(ctx, user, ex, day, domain.ExecutionStream(uuid.NewString()), fn)
+		_, err := execs.Decide(ctx, app.DecideRequest{UserID: user, Exchange: ex, Day: day, Stream: domain.ExecutionStream(uuid.NewString())}, fn)
+		return err
 	}
 	usage := func() (int, string) {
 		var n int
@@ -69,6 +70,23 @@ func TestExecutionsDecide(t *testing.T) {
 	var events int
 	if err := pool.QueryRow(ctx, `SELECT count(*) FROM watermill_events WHERE event_type = 'test.decided'`).Scan(&events); err != nil || events != 1 {
 		t.Fatalf("%d events %v", events, err)
+	}
+	// An append that fails in the committing round trip (the stream
+	// exists) rolls the usage back with it.
+	stream := domain.ExecutionStream(uuid.NewString())
+	for i := range 2 {
+		_, err := execs.Decide(ctx, app.DecideRequest{UserID: u.ID(), Exchange: domain.ExchangeBinance, Day: day, Stream: stream}, func(s app.ExecutionState) (app.Decided, error) {
+			return app.Decided{Events: []domain.Event{ev}, Usage: domain.DailyUsage{Orders: s.Usage.Orders + 1, Notional: s.Usage.Notional}}, nil
+		})
+		if (i == 0 && err != nil) || (i == 1 && domain.ErrorKind(err) != domain.KindConflict) {
+			t.Fatalf("decision %d on one stream: %v", i, err)
+		}
+	}
+	if n, notional := usage(); n != 2 || notional != "950.5" {
+		t.Fatalf("usage after a failed append %d %s", n, notional)
+	}
+	if _, err := pool.Exec(ctx, `UPDATE execution_daily_usage SET orders = 1 WHERE user_id = $1`, u.ID()); err != nil {
+		t.Fatal(err)
 	}
 	// The state carries over; an IBKR secret shows for IBKR only.
 	if _, err := pool.Exec(ctx, `INSERT INTO exchange_secrets (user_id, exchange, fields, updated_at) VALUES ($1, 'IBKR', '{}', now())`, u.ID()); err != nil {
