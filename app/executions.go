@@ -24,6 +24,9 @@ type ExecutionState struct {
 	// locked until the transaction ends.
 	Usage            domain.DailyUsage
 	SecretConfigured bool
+	// Secret is the stored secret, sealed, when DecideRequest.Secret asked
+	// for it and there is one.
+	Secret *StoredExchangeSecret
 }
 
 // Decided is what a decision writes, atomically.
@@ -45,6 +48,9 @@ type DecideRequest struct {
 	Stream string
 	// Key is the request's Idempotency-Key claim (nil without one).
 	Key *KeyRequest
+	// Secret: read the user's stored secret for the exchange too (a test
+	// order signs with it), saving a round trip of its own.
+	Secret bool
 }
 
 // Executions stores the execution commands' events with the state they
@@ -176,17 +182,23 @@ type decision struct {
 }
 
 // decide decides the order and appends execution.prepare, with the day's
-// usage and the key's update, in one transaction. final returns the
-// response to store when the decision is the command's last word (nil:
-// the command goes on).
-func (r *run) decide(final func(decision) *Response) (decision, error) {
+// usage and the key's update, in one transaction. open, when not nil, is
+// given the state first (with the stored secret) and its error abandons the
+// decision: nothing is written. final returns the response to store when
+// the decision is the command's last word (nil: the command goes on).
+func (r *run) decide(open func(ExecutionState) error, final func(decision) *Response) (decision, error) {
 	ref, filters, err := r.quote()
 	if err != nil {
 		return decision{}, err
 	}
 	var d decision
-	req := DecideRequest{UserID: r.caller.UserID, Exchange: r.order.Exchange(), Day: domain.UTCDay(r.now), Stream: r.stream, Key: r.key}
+	req := DecideRequest{UserID: r.caller.UserID, Exchange: r.order.Exchange(), Day: domain.UTCDay(r.now), Stream: r.stream, Key: r.key, Secret: open != nil}
 	claim, err := r.store.Decide(r.ctx, req, func(s ExecutionState) (Decided, error) {
+		if open != nil {
+			if err := open(s); err != nil {
+				return Decided{}, err
+			}
+		}
 		d = decision{
 			Decision:         domain.Evaluate(domain.RulesFor(s.Profile), r.order, ref, filters, s.Usage),
 			Shadow:           domain.Evaluate(domain.RulesFor(domain.ShadowOf(s.Profile)), r.order, ref, filters, s.Usage),
@@ -260,14 +272,15 @@ type TestOrderResult struct {
 	Answer []byte
 }
 
-// sendTestOrder runs a test order after its credentials are known: decide
-// (a rejection is stored as the final answer), send, and record the
-// outcome with the final response in one transaction. A failure to record
-// after sending leaves the key held (idempotency_unfinished) rather than
-// free to send again.
-func (r *run) sendTestOrder(mode domain.TestOrderMode, render Render[TestOrderResult], send func() ([]byte, error)) Reply {
+// sendTestOrder runs a test order: decide, with open taking the stored
+// credentials from the deciding transaction (its error, e.g. no secret,
+// abandons the decision: nothing appended, nothing sent; a rejection is
+// stored as the final answer), send, and record the outcome with the final
+// response in one transaction. A failure to record after sending leaves
+// the key held (idempotency_unfinished) rather than free to send again.
+func (r *run) sendTestOrder(mode domain.TestOrderMode, render Render[TestOrderResult], open func(ExecutionState) error, send func() ([]byte, error)) Reply {
 	var rejected Response
-	d, err := r.decide(func(d decision) *Response {
+	d, err := r.decide(open, func(d decision) *Response {
 		if d.Accepted() {
 			return nil
 		}

@@ -76,15 +76,16 @@ func (r *Executions) decide(ctx context.Context, conn *pgx.Conn, req app.DecideR
 		queueClaim(b, *req.Key)
 	}
 	b.Queue(`INSERT INTO execution_daily_usage (user_id, day) VALUES ($1, $2::date) ON CONFLICT (user_id, day) DO NOTHING`, req.UserID, req.Day)
-	b.Queue(`SELECT d.orders, d.notional::text, u.risk_profile,
-			EXISTS (SELECT 1 FROM exchange_secrets s WHERE s.user_id = d.user_id AND s.exchange = $3)
+	b.Queue(`SELECT d.orders, d.notional::text, u.risk_profile, s.user_id IS NOT NULL, CASE WHEN $4 THEN s.fields END
 		FROM execution_daily_usage d JOIN users u ON u.id = d.user_id
+			LEFT JOIN exchange_secrets s ON s.user_id = d.user_id AND s.exchange = $3
 		WHERE d.user_id = $1 AND d.day = $2::date
-		FOR UPDATE OF d`, req.UserID, req.Day, string(req.Exchange))
+		FOR UPDATE OF d`, req.UserID, req.Day, string(req.Exchange), req.Secret)
 	var (
 		st       app.ExecutionState
 		notional string
 		profile  string
+		fields   []byte
 		claimed  = true
 	)
 	err := readBatch(conn.SendBatch(ctx, b), func(br pgx.BatchResults) error {
@@ -100,7 +101,7 @@ func (r *Executions) decide(ctx context.Context, conn *pgx.Conn, req app.DecideR
 		if _, err := br.Exec(); err != nil {
 			return err
 		}
-		return br.QueryRow().Scan(&st.Usage.Orders, &notional, &profile, &st.SecretConfigured)
+		return br.QueryRow().Scan(&st.Usage.Orders, &notional, &profile, &st.SecretConfigured, &fields)
 	})
 	var pgErr *pgconn.PgError
 	switch {
@@ -118,6 +119,12 @@ func (r *Executions) decide(ctx context.Context, conn *pgx.Conn, req app.DecideR
 		return nil, fmt.Errorf("daily usage notional %q: %w", notional, err)
 	}
 	st.Profile = domain.RiskProfile(profile)
+	if fields != nil {
+		st.Secret = &app.StoredExchangeSecret{UserID: req.UserID, Exchange: req.Exchange}
+		if st.Secret.Fields, err = decodeSecretFields(fields, req.UserID, req.Exchange); err != nil {
+			return nil, err
+		}
+	}
 	d, err := decide(st)
 	if err != nil {
 		return nil, err

@@ -89,7 +89,7 @@ func TestExecutionsDecide(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The state carries over; an IBKR secret shows for IBKR only.
-	if _, err := pool.Exec(ctx, `INSERT INTO exchange_secrets (user_id, exchange, fields, updated_at) VALUES ($1, 'IBKR', '{}', now())`, u.ID()); err != nil {
+	if _, err := pool.Exec(ctx, `INSERT INTO exchange_secrets (user_id, exchange, fields, updated_at) VALUES ($1, 'IBKR', '{"api_key": {"k1": "AAAA"}}', now())`, u.ID()); err != nil {
 		t.Fatal(err)
 	}
 	for ex, want := range map[domain.Exchange]bool{domain.ExchangeBinance: false, domain.ExchangeIBKR: true} {
@@ -99,8 +99,19 @@ func TestExecutionsDecide(t *testing.T) {
 		}); err != nil {
 			t.Fatal(err)
 		}
-		if seen.SecretConfigured != want || seen.Usage.Orders != 1 || seen.Usage.Notional.String() != "950.5" {
+		if seen.SecretConfigured != want || seen.Usage.Orders != 1 || seen.Usage.Notional.String() != "950.5" || seen.Secret != nil {
 			t.Fatalf("%s: %+v", ex, seen)
+		}
+		// A test order reads the sealed secret in the same round trip.
+		if _, err := execs.Decide(ctx, app.DecideRequest{UserID: u.ID(), Exchange: ex, Day: day, Stream: domain.ExecutionStream(uuid.NewString()), Secret: true},
+			func(s app.ExecutionState) (app.Decided, error) {
+				seen = s
+				return app.Decided{}, boom
+			}); !errors.Is(err, boom) {
+			t.Fatal(err)
+		}
+		if (seen.Secret != nil) != want || want && (seen.Secret.UserID != u.ID() || seen.Secret.Exchange != ex || seen.Secret.Fields["api_key"]["k1"] == nil) {
+			t.Fatalf("%s: secret %+v", ex, seen.Secret)
 		}
 	}
 	err = decide(uuid.NewString(), domain.ExchangeBinance, func(s app.ExecutionState) (app.Decided, error) {

@@ -45,8 +45,14 @@ func (u cpuUsage) per(n int) string {
 	return fmt.Sprintf("CPU/req %d+%d+%d µs", us(u.server), us(u.db), us(u.self))
 }
 
-// measure runs a phase and records its CPU on the result.
+// measure runs a phase and records its CPU on the result. The operators'
+// daily usage is reset first, so that every phase measures accepted
+// decisions (which write the usage row) however many the earlier ones made.
 func (b *bench) measure(ctx context.Context, phase func() *result) *result {
+	if _, err := b.cpu.pool.Exec(ctx, `UPDATE execution_daily_usage SET orders = 0, notional = 0`); err != nil {
+		r := &result{firstErr: "reset the daily usage: " + err.Error()}
+		return r
+	}
 	m, err := benchcpu.Start(ctx, b.cpu.pool)
 	server0, ok := benchcpu.Process(b.cpu.pid)
 	r := phase()

@@ -61,8 +61,10 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/shopspring/decimal"
 
 	"github.com/tradeops/tradeops/adapters/argon2id"
+	"github.com/tradeops/tradeops/adapters/binance"
 	"github.com/tradeops/tradeops/adapters/postgres"
 	"github.com/tradeops/tradeops/app"
 	"github.com/tradeops/tradeops/domain"
@@ -112,6 +114,8 @@ type bench struct {
 	keyed bool
 	keys  atomic.Int64
 	cpu   *cpuMeter
+	// creds is one operator's Binance key, for the baseline's test orders.
+	creds binance.Credentials
 }
 
 func run(ctx context.Context, o options) error {
@@ -158,7 +162,7 @@ func run(ctx context.Context, o options) error {
 	)
 	// Warm up connections, caches (exchangeInfo, ticker) and the pool.
 	b.atRate(ctx, "/ops/execution/prepare", prepareBody, 200, time.Second)
-	base, err := newBaseline(ctx, dbURL, b)
+	base, err := newBaseline(ctx, dbURL, b, fake.URL())
 	if err != nil {
 		return err
 	}
@@ -167,6 +171,9 @@ func run(ctx context.Context, o options) error {
 	fmt.Printf("\n%-32s %8s %7s %s\n", "phase", "requests", "errors", "latency; CPU per request: tradeops + postgres backends + this process")
 	br := b.measure(ctx, func() *result { return b.paced(ctx, o.rate, o.each, base.tx) })
 	fmt.Printf("%-32s %8d %7d %s   (the floor: one durable transaction)\n", fmt.Sprintf("baseline plain SQL %d/s", o.rate), br.n, br.errors, br.summary())
+	bo := b.measure(ctx, func() *result { return b.paced(ctx, o.rate, o.each, base.testOrder) })
+	fmt.Printf("%-32s %8d %7d %s   (the floor of a test order: the above, the fake's order/test, a second durable commit)\n",
+		fmt.Sprintf("baseline test order %d/s", o.rate), bo.n, bo.errors, bo.summary())
 	for _, p := range []struct {
 		name, path, body, goal string
 		keyed                  bool
@@ -188,6 +195,10 @@ func run(ctx context.Context, o options) error {
 	}
 	r := b.measure(ctx, func() *result { return b.saturate(ctx, b.post("/ops/execution/prepare", prepareBody)) })
 	fmt.Printf("%-32s %8d %7d %s\n", fmt.Sprintf("prepare saturated, %d workers", o.workers), r.n, r.errors, r.summary())
+	accepted, err := acceptedOrders(ctx, dbURL)
+	if err != nil {
+		return err
+	}
 	if profile != nil {
 		if err := <-profile; err != nil {
 			return err
@@ -198,11 +209,7 @@ func run(ctx context.Context, o options) error {
 	fmt.Printf("%-32s %8d %7d %s\n", fmt.Sprintf("baseline saturated, %d workers", o.workers), bs.n, bs.errors, bs.summary())
 	fmt.Printf("prepare throughput: %.0f requests/s over %s (goal ≥ 1,500/s); baseline %.0f/s; ratio %.2f\n",
 		r.rate(), r.elapsed.Round(time.Millisecond), bs.rate(), r.rate()/bs.rate())
-	accepted, err := acceptedOrders(ctx, dbURL)
-	if err != nil {
-		return err
-	}
-	fmt.Printf("accepted decisions: %d (the daily usage row written by each)\n", accepted)
+	fmt.Printf("accepted prepares at saturation: %d of %d (each writes the daily usage row; the usage is reset before each phase)\n", accepted, r.n)
 	hwm, err := peakRSS(server.cmd.Process.Pid)
 	if err != nil {
 		return err
@@ -414,6 +421,9 @@ func (b *bench) createUsers(ctx context.Context, dbURL string, fake *fakebinance
 				return
 			}
 			b.users[i] = operator{email: email, token: token}
+			if i == 0 {
+				b.creds = binance.Credentials{APIKey: domain.NewSecret(key), Secret: domain.NewSecret(sec)}
+			}
 		}()
 	}
 	wg.Wait()
@@ -580,9 +590,15 @@ type baseline struct {
 	users   []string
 	next    atomic.Int64
 	payload []byte
+	binance *binance.Client
+	creds   binance.Credentials
 }
 
-func newBaseline(ctx context.Context, dbURL string, b *bench) (*baseline, error) {
+func newBaseline(ctx context.Context, dbURL string, b *bench, binanceURL string) (*baseline, error) {
+	client, err := binance.New(binance.Config{BaseURL: binanceURL})
+	if err != nil {
+		return nil, err
+	}
 	cfg, err := pgxpool.ParseConfig(dbURL)
 	if err != nil {
 		return nil, err
@@ -613,7 +629,7 @@ func newBaseline(ctx context.Context, dbURL string, b *bench) (*baseline, error)
 		pool.Close()
 		return nil, err
 	}
-	return &baseline{pool: pool, users: ids, payload: []byte(payload)}, nil
+	return &baseline{pool: pool, users: ids, payload: []byte(payload), binance: client, creds: b.creds}, nil
 }
 
 func (bl *baseline) close() { bl.pool.Close() }
@@ -649,6 +665,24 @@ func (bl *baseline) tx() (int, string, error) {
 		return err
 	})
 	if err != nil {
+		return 0, "", err
+	}
+	return http.StatusOK, "", nil
+}
+
+// testOrder is a test order's work in plain code: the decision's
+// transaction (tx), the signed order/test to the fake Binance through the
+// adapter's client, and the outcome appended in a second durable commit.
+func (bl *baseline) testOrder() (int, string, error) {
+	if status, body, err := bl.tx(); err != nil {
+		return status, body, err
+	}
+	ctx := context.Background()
+	if _, err := bl.binance.TestOrder(ctx, bl.creds, binance.Order{Symbol: "BTCUSDT", Side: "BUY", Type: "MARKET", Quantity: decimal.RequireFromString("0.01")}); err != nil {
+		return 0, "", err
+	}
+	if _, err := bl.pool.Exec(ctx, `INSERT INTO bench_events (uuid, payload, metadata, transaction_id, stream_id, stream_version, event_type, recorded_at)
+		VALUES (gen_random_uuid()::text, '{}', '{}', pg_current_xact_id(), 'execution-' || gen_random_uuid(), 2, 'execution.binance.test_order.success', now())`); err != nil {
 		return 0, "", err
 	}
 	return http.StatusOK, "", nil
