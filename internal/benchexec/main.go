@@ -81,6 +81,7 @@ type options struct {
 	roundTrips     int
 	keep           bool
 	cpuProfile     string
+	projections    string
 }
 
 func main() {
@@ -93,6 +94,7 @@ func main() {
 	flag.IntVar(&o.users, "users", 400, "operators the orders are spread over")
 	flag.BoolVar(&o.keep, "keep", false, "keep the scratch database and the server log")
 	flag.IntVar(&o.roundTrips, "roundtrips", 100, "requests of each kind sent one at a time to count database round trips (0: skip)")
+	flag.StringVar(&o.projections, "projections", "on", "serve --projections: on, or off to measure without the projections' work per event")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write the server's CPU profile of the saturated prepare phase to `FILE` (needs serve --pprof)")
 	flag.Parse()
 	if err := run(context.Background(), o); err != nil {
@@ -136,7 +138,7 @@ func run(ctx context.Context, o options) error {
 	if o.cpuProfile != "" {
 		pprofAddr = freeAddr()
 	}
-	server, err := startServer(ctx, o, env, pprofAddr)
+	server, err := startServer(ctx, o, env, pprofAddr, "--projections="+o.projections)
 	if err != nil {
 		return err
 	}
