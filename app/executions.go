@@ -65,8 +65,12 @@ type Executions interface {
 	// and a key is never seen claimed without its decision: a concurrent
 	// request with the same key waits for the transaction and then finds
 	// the key held. When another request holds the key, decide is not
-	// called, nothing is written and the holder's claim is returned
-	// (State != KeyClaimed). KindNotFound when the user no longer exists.
+	// called on the stored state, nothing is written and the holder's claim
+	// is returned (State != KeyClaimed). KindNotFound when the user no
+	// longer exists. decide may run more than once — first on a state the
+	// implementation remembers, then, when that proves stale, on the stored
+	// one — and only the result of a run on the current state is written,
+	// so it must have no effect beyond its result.
 	Decide(ctx context.Context, req DecideRequest, decide func(ExecutionState) (Decided, error)) (KeyClaim, error)
 	// Record appends events to stream after its decision (the stream's one
 	// event so far) and applies key, in one transaction (one round trip).

@@ -18,9 +18,10 @@ import (
 // Executions stores the execution commands' events together with the
 // per-user daily usage and the Idempotency-Key updates (app.Executions).
 type Executions struct {
-	store *eventstore.Store
-	pool  *pgxpool.Pool
-	keys  *IdempotencyKeys
+	store  *eventstore.Store
+	pool   *pgxpool.Pool
+	keys   *IdempotencyKeys
+	states executionStates
 }
 
 func NewExecutions(store *eventstore.Store) *Executions {
@@ -45,6 +46,14 @@ func (r *Executions) Decide(ctx context.Context, req app.DecideRequest, decide f
 		claimed.ClaimedAt = req.Key.Now
 		if err := r.keys.prune(ctx, *req.Key); err != nil {
 			return app.KeyClaim{}, err
+		}
+	}
+	if st, ok := r.states.get(req); ok && !req.Secret {
+		if done, err := r.decideOnRemembered(ctx, req, st, decide); done {
+			if err != nil {
+				return app.KeyClaim{}, err
+			}
+			return claimed, nil
 		}
 	}
 	conn, err := r.pool.Acquire(ctx)
@@ -144,7 +153,7 @@ func (r *Executions) decide(ctx context.Context, conn *pgx.Conn, req app.DecideR
 	queueKeyUpdate(b, d.Key)
 	writes = b.Len() - writes
 	b.Queue(`COMMIT`)
-	return nil, readBatch(conn.SendBatch(ctx, b), func(br pgx.BatchResults) error {
+	if err := readBatch(conn.SendBatch(ctx, b), func(br pgx.BatchResults) error {
 		if err := appended(br); err != nil {
 			return err
 		}
@@ -154,7 +163,12 @@ func (r *Executions) decide(ctx context.Context, conn *pgx.Conn, req app.DecideR
 			}
 		}
 		return nil
-	})
+	}); err != nil {
+		return nil, err
+	}
+	st.Usage = d.Usage
+	r.states.put(req, st)
+	return nil, nil
 }
 
 // Record implements app.Executions in one round trip: the append and the

@@ -3,6 +3,7 @@ package postgres_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -120,5 +121,74 @@ func TestExecutionsDecide(t *testing.T) {
 	})
 	if domain.ErrorKind(err) != domain.KindNotFound {
 		t.Fatalf("unknown user: %v", err)
+	}
+}
+
+// TestExecutionsRememberedState: a decision made on the state this process
+// remembers is checked against the stored one in its single round trip:
+// after another process's decision or a profile change in between, nothing
+// is written and the decision is made again on the fresh state.
+func TestExecutionsRememberedState(t *testing.T) {
+	pool, _ := testdb.New(t)
+	store := eventstore.New(pool)
+	ctx := app.WithCaller(context.Background(), app.Caller{Email: "test", RequestID: "r1"})
+	email, _ := domain.ParseEmail("remember@example.com")
+	u, err := domain.NewUser(uuid.NewString(), email, domain.RoleOperator)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := postgres.NewUsers(store, 0).Create(ctx, u, app.Credentials{PasswordHash: domain.NewSecret("h")}); err != nil {
+		t.Fatal(err)
+	}
+	day := domain.UTCDay(time.Now())
+	ev := domain.Event{Type: "test.decided", SchemaVersion: 1, Data: map[string]string{}}
+	// accept decides one more order on x and returns the states decide saw.
+	accept := func(x *postgres.Executions) []app.ExecutionState {
+		t.Helper()
+		var seen []app.ExecutionState
+		if _, err := x.Decide(ctx, app.DecideRequest{UserID: u.ID(), Exchange: domain.ExchangeBinance, Day: day, Stream: domain.ExecutionStream(uuid.NewString())},
+			func(s app.ExecutionState) (app.Decided, error) {
+				seen = append(seen, s)
+				return app.Decided{Events: []domain.Event{ev}, Usage: domain.DailyUsage{Orders: s.Usage.Orders + 1, Notional: s.Usage.Notional.Add(decimal.NewFromInt(10))}}, nil
+			}); err != nil {
+			t.Fatal(err)
+		}
+		return seen
+	}
+	orders := func(seen []app.ExecutionState) []int {
+		var n []int
+		for _, s := range seen {
+			n = append(n, s.Usage.Orders)
+		}
+		return n
+	}
+	a, b := postgres.NewExecutions(store), postgres.NewExecutions(store)
+	for i, c := range []struct {
+		x    *postgres.Executions
+		want []int
+	}{
+		{a, []int{0}},    // nothing remembered: the locking way
+		{a, []int{1}},    // remembered and current: one round trip
+		{b, []int{2}},    // another process
+		{a, []int{2, 3}}, // a's memory is stale: decided again
+		{a, []int{4}},
+	} {
+		if got := orders(accept(c.x)); !slices.Equal(got, c.want) {
+			t.Fatalf("decision %d saw orders %v, want %v", i, got, c.want)
+		}
+	}
+	if _, err := pool.Exec(ctx, `UPDATE users SET risk_profile = 'loose' WHERE id = $1`, u.ID()); err != nil {
+		t.Fatal(err)
+	}
+	if seen := accept(a); len(seen) != 2 || seen[0].Profile != domain.RiskProfileModel2 || seen[1].Profile != domain.RiskProfileLoose {
+		t.Fatalf("after a profile change: %+v", seen)
+	}
+	var n int
+	var notional string
+	if err := pool.QueryRow(ctx, `SELECT orders, notional::text FROM execution_daily_usage WHERE user_id = $1`, u.ID()).Scan(&n, &notional); err != nil || n != 6 || notional != "60" {
+		t.Fatalf("usage %d %s %v", n, notional, err)
+	}
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM watermill_events WHERE event_type = 'test.decided'`).Scan(&n); err != nil || n != 6 {
+		t.Fatalf("%d events %v", n, err)
 	}
 }

@@ -23,8 +23,13 @@
 // conditions: the prepare's writes in plain SQL through pgx (lock-or-create
 // a usage row, insert a ~700-byte row into a copy of the event table with
 // its indexes, update the usage row, commit), without HTTP, JSON, risk
-// checks or projections. On a shared machine the absolute figures move with
-// the neighbours' load; the ratio to the baseline is the stable part.
+// checks or projections; for the test orders, that transaction, the signed
+// order/test to the fake Binance through the adapter's client, and a second
+// durable commit (the floor: a test order must be decided durably before it
+// is sent). On a shared machine the absolute figures move with the
+// neighbours' load; the ratio to the baseline and the CPU per request are
+// the stable part. -projections off runs the server without its
+// projections, to see their share.
 //
 // The goals: prepare p99 ≤ 10 ms and test-order p99 ≤ 25 ms at 100/s;
 // ≥ 1,500 prepares/s at saturation; peak RSS ≤ 100 MiB.
