@@ -105,20 +105,7 @@ func (r *Executions) decideOnRemembered(ctx context.Context, req app.DecideReque
 	queueKeyUpdate(b, d.Key)
 	writes := b.Len() - checks - 1
 	err = readBatch(r.pool.SendBatch(ctx, b), func(br pgx.BatchResults) error {
-		for range checks {
-			if _, err := br.Exec(); err != nil {
-				return err
-			}
-		}
-		if err := appended(br); err != nil {
-			return err
-		}
-		for range writes {
-			if _, err := br.Exec(); err != nil {
-				return err
-			}
-		}
-		return nil
+		return readWrites(br, checks, appended, writes)
 	})
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == "22012" {

@@ -154,15 +154,7 @@ func (r *Executions) decide(ctx context.Context, conn *pgx.Conn, req app.DecideR
 	writes = b.Len() - writes
 	b.Queue(`COMMIT`)
 	if err := readBatch(conn.SendBatch(ctx, b), func(br pgx.BatchResults) error {
-		if err := appended(br); err != nil {
-			return err
-		}
-		for range writes + 1 {
-			if _, err := br.Exec(); err != nil {
-				return err
-			}
-		}
-		return nil
+		return readWrites(br, 0, appended, writes+1)
 	}); err != nil {
 		return nil, err
 	}
@@ -185,16 +177,27 @@ func (r *Executions) Record(ctx context.Context, stream string, events []domain.
 	queueKeyUpdate(b, key)
 	n := b.Len() - 1
 	return readBatch(r.pool.SendBatch(ctx, b), func(br pgx.BatchResults) error {
-		if err := appended(br); err != nil {
+		return readWrites(br, 0, appended, n)
+	})
+}
+
+// readWrites reads the results of a batch of writes: before statements,
+// the queued append, after statements.
+func readWrites(br pgx.BatchResults, before int, appended func(pgx.BatchResults) error, after int) error {
+	for range before {
+		if _, err := br.Exec(); err != nil {
 			return err
 		}
-		for range n {
-			if _, err := br.Exec(); err != nil {
-				return err
-			}
+	}
+	if err := appended(br); err != nil {
+		return err
+	}
+	for range after {
+		if _, err := br.Exec(); err != nil {
+			return err
 		}
-		return nil
-	})
+	}
+	return nil
 }
 
 // queueKeyUpdate queues the write of an Idempotency-Key update, if any.

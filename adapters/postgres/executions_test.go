@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/shopspring/decimal"
 
 	"github.com/tradeops/tradeops/adapters/postgres"
@@ -19,21 +20,11 @@ import (
 
 // Decide reads the user's profile, the day's usage (created empty) and
 // whether a secret is stored, and writes the events and the new usage in
-// one transaction: a failing decision writes nothing; an unchanged usage
-// is not rewritten; an unknown user is KindNotFound.
+// one transaction: a failing decision writes nothing, nor does one whose
+// append fails in the committing round trip; an unknown user is
+// KindNotFound.
 func TestExecutionsDecide(t *testing.T) {
-	pool, _ := testdb.New(t)
-	store := eventstore.New(pool)
-	ctx := app.WithCaller(context.Background(), app.Caller{Email: "test", RequestID: "r1"})
-	email, _ := domain.ParseEmail("decide@example.com")
-	u, err := domain.NewUser(uuid.NewString(), email, domain.RoleOperator)
-	if err != nil {
-		t.Fatal(err)
-	}
-	users := postgres.NewUsers(store, 0)
-	if err := users.Create(ctx, u, app.Credentials{PasswordHash: domain.NewSecret("h")}); err != nil {
-		t.Fatal(err)
-	}
+	ctx, pool, store, u := newOperator(t)
 	execs := postgres.NewExecutions(store)
 	day := domain.UTCDay(time.Now())
 	ev := domain.Event{Type: "test.decided", SchemaVersion: 1, Data: map[string]string{}}
@@ -115,7 +106,7 @@ func TestExecutionsDecide(t *testing.T) {
 			t.Fatalf("%s: secret %+v", ex, seen.Secret)
 		}
 	}
-	err = decide(uuid.NewString(), domain.ExchangeBinance, func(s app.ExecutionState) (app.Decided, error) {
+	err := decide(uuid.NewString(), domain.ExchangeBinance, func(s app.ExecutionState) (app.Decided, error) {
 		t.Fatal("decided for an unknown user")
 		return app.Decided{}, nil
 	})
@@ -129,17 +120,7 @@ func TestExecutionsDecide(t *testing.T) {
 // after another process's decision or a profile change in between, nothing
 // is written and the decision is made again on the fresh state.
 func TestExecutionsRememberedState(t *testing.T) {
-	pool, _ := testdb.New(t)
-	store := eventstore.New(pool)
-	ctx := app.WithCaller(context.Background(), app.Caller{Email: "test", RequestID: "r1"})
-	email, _ := domain.ParseEmail("remember@example.com")
-	u, err := domain.NewUser(uuid.NewString(), email, domain.RoleOperator)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := postgres.NewUsers(store, 0).Create(ctx, u, app.Credentials{PasswordHash: domain.NewSecret("h")}); err != nil {
-		t.Fatal(err)
-	}
+	ctx, pool, store, u := newOperator(t)
 	day := domain.UTCDay(time.Now())
 	ev := domain.Event{Type: "test.decided", SchemaVersion: 1, Data: map[string]string{}}
 	// accept decides one more order on x and returns the states decide saw.
@@ -191,4 +172,21 @@ func TestExecutionsRememberedState(t *testing.T) {
 	if err := pool.QueryRow(ctx, `SELECT count(*) FROM watermill_events WHERE event_type = 'test.decided'`).Scan(&n); err != nil || n != 6 {
 		t.Fatalf("%d events %v", n, err)
 	}
+}
+
+// newOperator is a fresh database with one operator (model2).
+func newOperator(t *testing.T) (context.Context, *pgxpool.Pool, *eventstore.Store, *domain.User) {
+	t.Helper()
+	pool, _ := testdb.New(t)
+	store := eventstore.New(pool)
+	ctx := app.WithCaller(context.Background(), app.Caller{Email: "test", RequestID: "r1"})
+	email, _ := domain.ParseEmail("operator@example.com")
+	u, err := domain.NewUser(uuid.NewString(), email, domain.RoleOperator)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := postgres.NewUsers(store, 0).Create(ctx, u, app.Credentials{PasswordHash: domain.NewSecret("h")}); err != nil {
+		t.Fatal(err)
+	}
+	return ctx, pool, store, u
 }

@@ -17,7 +17,7 @@ import (
 	porthttp "github.com/tradeops/tradeops/ports/http"
 )
 
-const serveUsage = `usage: tradeops serve [--dev] [--projections on|off]
+const serveUsage = `usage: tradeops serve [--dev] [--projections on|off] [--pprof ADDR]
 Applies the migrations and serves the HTTP API on LISTEN_ADDR; the
 configuration comes from the environment (see README).`
 

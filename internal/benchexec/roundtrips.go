@@ -7,12 +7,12 @@ import (
 	"io"
 	"net"
 	"strconv"
-	"sync"
 	"sync/atomic"
 )
 
-// pgCounter is a TCP proxy in front of PostgreSQL that reads the server's
-// side of the wire protocol and counts, over every connection:
+// pgCounter reads the server's side of the PostgreSQL wire protocol as a
+// proxy in front of the server forwards it (testdb.Listen) and counts, over
+// every connection:
 //   - round trips: ReadyForQuery messages, one per Sync or simple Query,
 //     i.e. one per wait for the database (a pgx batch is one);
 //   - transactions: ReadyForQuery back to idle — a COMMIT or ROLLBACK, or a
@@ -22,32 +22,7 @@ import (
 //
 // It needs an unencrypted connection (sslmode=disable).
 type pgCounter struct {
-	ln                        net.Listener
-	target                    string
 	roundTrips, txs, writeTxs atomic.Int64
-	mu                        sync.Mutex
-	conns                     []net.Conn
-}
-
-func newPGCounter(target string) (*pgCounter, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	p := &pgCounter{ln: ln, target: target}
-	go p.accept()
-	return p, nil
-}
-
-func (p *pgCounter) addr() string { return p.ln.Addr().String() }
-
-func (p *pgCounter) close() {
-	p.ln.Close()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, c := range p.conns {
-		c.Close()
-	}
 }
 
 // counts returns the counters so far.
@@ -55,27 +30,8 @@ func (p *pgCounter) counts() [3]int64 {
 	return [3]int64{p.roundTrips.Load(), p.txs.Load(), p.writeTxs.Load()}
 }
 
-func (p *pgCounter) accept() {
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		up, err := net.Dial("tcp", p.target)
-		if err != nil {
-			c.Close()
-			continue
-		}
-		p.mu.Lock()
-		p.conns = append(p.conns, c, up)
-		p.mu.Unlock()
-		go func() { _, _ = io.Copy(up, c); up.Close() }()
-		go func() { p.read(up, c); c.Close() }()
-	}
-}
-
 // read forwards the server's messages to the client, counting them.
-func (p *pgCounter) read(server, client net.Conn) {
+func (p *pgCounter) read(client, server net.Conn) {
 	in := bufio.NewReaderSize(server, 64<<10)
 	out := bufio.NewWriterSize(client, 64<<10)
 	var head [5]byte
