@@ -127,6 +127,7 @@ func (x *executionCore) start(ctx context.Context, command string, order domain.
 	return r, nil
 }
 
+// finish ends the run (its detached context).
 func (r *run) finish() { r.cancel() }
 
 // keyHeld is the error of a run whose Idempotency-Key another request
