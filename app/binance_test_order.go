@@ -27,14 +27,14 @@ func (h *BinanceTestOrderHandler) Handle(ctx context.Context, in OrderInput, ren
 		return *reply
 	}
 	defer r.finish()
-	creds, err := h.credentials.Handle(r.ctx, r.caller.UserID, domain.ExchangeBinance)
-	if domain.ErrorKind(err) == domain.KindNotFound {
-		err = secretMissing(domain.ExchangeBinance)
-	}
-	if err != nil {
-		return Reply{Response: render(TestOrderResult{}, err)}
-	}
-	return Reply{Response: r.sendTestOrder(h.binance.Mode(), render, func() ([]byte, error) {
+	var creds domain.ExchangeCredentials
+	return r.sendTestOrder(h.binance.Mode(), render, func(s ExecutionState) (err error) {
+		if s.Secret == nil {
+			return secretMissing(domain.ExchangeBinance)
+		}
+		creds, err = h.credentials.Open(*s.Secret)
+		return err
+	}, func() ([]byte, error) {
 		return h.binance.TestOrder(r.ctx, creds, r.order)
-	})}
+	})
 }

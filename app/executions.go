@@ -24,6 +24,9 @@ type ExecutionState struct {
 	// locked until the transaction ends.
 	Usage            domain.DailyUsage
 	SecretConfigured bool
+	// Secret is the stored secret, sealed, when DecideRequest.Secret asked
+	// for it and there is one.
+	Secret *StoredExchangeSecret
 }
 
 // Decided is what a decision writes, atomically.
@@ -36,18 +39,41 @@ type Decided struct {
 	Key *KeyUpdate
 }
 
+// DecideRequest names what a decision runs against.
+type DecideRequest struct {
+	UserID   string
+	Exchange domain.Exchange
+	// Day is the UTC day whose usage the decision counts against.
+	Day    string
+	Stream string
+	// Key is the request's Idempotency-Key claim (nil without one).
+	Key *KeyRequest
+	// Secret: read the user's stored secret for the exchange too (a test
+	// order signs with it), saving a round trip of its own.
+	Secret bool
+}
+
 // Executions stores the execution commands' events with the state they
 // need to be exact under concurrency.
 type Executions interface {
-	// Decide runs decide in one transaction that holds the user's usage
-	// row for day locked (created empty when missing), reads the user's
-	// risk profile and whether they stored a secret for exchange, and then
-	// appends the returned events to stream, writes the usage and applies
-	// the key update. So two concurrent decisions against the last daily
-	// slot cannot both pass. KindNotFound when the user no longer exists.
-	Decide(ctx context.Context, userID string, exchange domain.Exchange, day, stream string, decide func(ExecutionState) (Decided, error)) error
+	// Decide runs decide in one transaction that first claims req.Key (when
+	// set), holds the user's usage row for the day locked (created empty
+	// when missing), reads the user's risk profile and whether they stored
+	// a secret for the exchange, and then appends the returned events to
+	// req.Stream, writes the usage and applies the key update. So two
+	// concurrent decisions against the last daily slot cannot both pass,
+	// and a key is never seen claimed without its decision: a concurrent
+	// request with the same key waits for the transaction and then finds
+	// the key held. When another request holds the key, decide is not
+	// called on the stored state, nothing is written and the holder's claim
+	// is returned (State != KeyClaimed). KindNotFound when the user no
+	// longer exists. decide may run more than once — first on a state the
+	// implementation remembers, then, when that proves stale, on the stored
+	// one — and only the result of a run on the current state is written,
+	// so it must have no effect beyond its result.
+	Decide(ctx context.Context, req DecideRequest, decide func(ExecutionState) (Decided, error)) (KeyClaim, error)
 	// Record appends events to stream after its decision (the stream's one
-	// event so far) and applies key, in one transaction.
+	// event so far) and applies key, in one transaction (one round trip).
 	Record(ctx context.Context, stream string, events []domain.Event, key *KeyUpdate) error
 }
 
@@ -74,63 +100,70 @@ type run struct {
 	now    time.Time
 	id     string // execution id
 	stream string
-	key    string // "" without an Idempotency-Key
-	// recorded: an event was appended under the key, which is then never
-	// released by finish.
-	recorded bool
+	// key is the request's claim of its Idempotency-Key (nil without one),
+	// made in the deciding transaction.
+	key *KeyRequest
 }
 
-// start validates the caller and the key, detaches the command from the
-// request, and claims the key. A replay is returned as a Response.
-func (x *executionCore) start(ctx context.Context, command string, order domain.OrderRequest, key string, keySent bool) (*run, *Response, error) {
+// start validates the caller and the key and detaches the command from the
+// request. The key is claimed later, by the deciding transaction: a claim
+// is never stored without its decision, so nothing is left to release when
+// a command stops before deciding, and a prepare commits once.
+func (x *executionCore) start(ctx context.Context, command string, order domain.OrderRequest, key string, keySent bool) (*run, error) {
 	c := CallerFrom(ctx)
 	if c.UserID == "" {
-		return nil, nil, errUnauthenticated
+		return nil, errUnauthenticated
 	}
 	if err := checkIdempotencyKey(key, keySent); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	id := uuid.Must(uuid.NewV7()).String()
-	r := &run{executionCore: x, caller: c, order: order, now: x.clock.Now(), id: id, stream: domain.ExecutionStream(id), key: key}
+	r := &run{executionCore: x, caller: c, order: order, now: x.clock.Now(), id: id, stream: domain.ExecutionStream(id)}
+	if keySent {
+		r.key = &KeyRequest{UserID: c.UserID, Key: key, Hash: requestHash(command, order), Now: r.now,
+			ExpiredBefore: r.now.Add(-idempotencyTTL), AbandonedBefore: r.now.Add(-idempotencyLease)}
+	}
 	r.ctx, r.cancel = context.WithTimeout(context.WithoutCancel(ctx), executionTimeout)
-	if key == "" {
-		return r, nil, nil
-	}
-	claim, err := x.keys.Claim(r.ctx, KeyRequest{UserID: c.UserID, Key: key, Hash: requestHash(command, order), Now: r.now,
-		ExpiredBefore: r.now.Add(-idempotencyTTL), AbandonedBefore: r.now.Add(-idempotencyLease)})
-	switch {
-	case err != nil:
-		r.cancel()
-		return nil, nil, err
-	case claim.State == KeyDone && claim.SameRequest:
-		r.cancel()
-		return nil, &claim.Response, nil
-	case claim.State != KeyClaimed:
-		r.cancel()
-		return nil, nil, claimError(claim, r.now)
-	}
-	return r, nil, nil
+	return r, nil
 }
 
-// finish ends the run: a key under which nothing was recorded is released
-// so that a corrected retry works (on a fresh context: the run's may be
-// spent). A release that fails leaves the claim to expire as abandoned.
-func (r *run) finish() {
-	defer r.cancel()
-	if r.key == "" || r.recorded {
-		return
+// finish ends the run (its detached context).
+func (r *run) finish() { r.cancel() }
+
+// keyHeld is the error of a run whose Idempotency-Key another request
+// holds: answered with that request's stored response, or claimError.
+type keyHeld struct{ claim KeyClaim }
+
+func (e *keyHeld) Error() string { return "idempotency key held by another request" }
+
+// fail answers a run that stopped before deciding, or whose decision was
+// not stored. A request whose key turns out to be held by an earlier one
+// gets that one's answer, as a repeat that reached the decision does: a
+// repeat of a finished request must get the first response even when,
+// meanwhile, the market data or its credentials are gone.
+func fail[T any](r *run, err error, render Render[T]) Reply {
+	var held *keyHeld
+	if !errors.As(err, &held) && r.key != nil {
+		if c, found, lerr := r.keys.Lookup(r.ctx, *r.key); lerr == nil && found {
+			held = &keyHeld{claim: c}
+		}
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.ctx), 5*time.Second)
-	defer cancel()
-	_ = r.keys.Release(ctx, r.caller.UserID, r.key)
+	if held != nil {
+		if held.claim.State == KeyDone && held.claim.SameRequest {
+			return Reply{Response: held.claim.Response, Replayed: true}
+		}
+		err = claimError(held.claim, r.now)
+	}
+	var zero T
+	return Reply{Response: render(zero, err)}
 }
 
 // keyUpdate is the update of the run's key (nil without one).
 func (r *run) keyUpdate(done *Response) *KeyUpdate {
-	if r.key == "" {
+	if r.key == nil {
 		return nil
 	}
-	return &KeyUpdate{UserID: r.caller.UserID, Key: r.key, ExecutionID: r.id, Done: done}
+	return &KeyUpdate{UserID: r.caller.UserID, Key: r.key.Key, ExecutionID: r.id, Done: done}
 }
 
 // quote is the order's reference price and exchange filters.
@@ -154,16 +187,23 @@ type decision struct {
 }
 
 // decide decides the order and appends execution.prepare, with the day's
-// usage and the key's update, in one transaction. final returns the
-// response to store when the decision is the command's last word (nil:
-// the command goes on).
-func (r *run) decide(final func(decision) *Response) (decision, error) {
+// usage and the key's update, in one transaction. open, when not nil, is
+// given the state first (with the stored secret) and its error abandons the
+// decision: nothing is written. final returns the response to store when
+// the decision is the command's last word (nil: the command goes on).
+func (r *run) decide(open func(ExecutionState) error, final func(decision) *Response) (decision, error) {
 	ref, filters, err := r.quote()
 	if err != nil {
 		return decision{}, err
 	}
 	var d decision
-	err = r.store.Decide(r.ctx, r.caller.UserID, r.order.Exchange(), domain.UTCDay(r.now), r.stream, func(s ExecutionState) (Decided, error) {
+	req := DecideRequest{UserID: r.caller.UserID, Exchange: r.order.Exchange(), Day: domain.UTCDay(r.now), Stream: r.stream, Key: r.key, Secret: open != nil}
+	claim, err := r.store.Decide(r.ctx, req, func(s ExecutionState) (Decided, error) {
+		if open != nil {
+			if err := open(s); err != nil {
+				return Decided{}, err
+			}
+		}
 		d = decision{
 			Decision:         domain.Evaluate(domain.RulesFor(s.Profile), r.order, ref, filters, s.Usage),
 			Shadow:           domain.Evaluate(domain.RulesFor(domain.ShadowOf(s.Profile)), r.order, ref, filters, s.Usage),
@@ -173,10 +213,12 @@ func (r *run) decide(final func(decision) *Response) (decision, error) {
 		ev := domain.NewExecutionPrepared(r.id, r.caller.UserID, r.order, ref, d.Decision, d.Shadow, s.SecretConfigured, r.now)
 		return Decided{Events: []domain.Event{ev}, Usage: s.Usage.Apply(d.Decision), Key: r.keyUpdate(final(d))}, nil
 	})
-	if err != nil {
+	switch {
+	case err != nil:
 		return decision{}, err
+	case claim.State != KeyClaimed:
+		return decision{}, &keyHeld{claim: claim}
 	}
-	r.recorded = true
 	return d, nil
 }
 
@@ -212,19 +254,16 @@ type OrderInput struct {
 }
 
 // begin validates the order and starts its run. A non-nil Reply is the
-// answer already: bad input, a key another request holds, or a replay.
+// answer already: bad input.
 func begin[T any](ctx context.Context, x *executionCore, command string, exchange string, in OrderInput, render Render[T]) (*run, *Reply) {
 	var zero T
 	order, err := domain.NewOrderRequest(exchange, in.Symbol, in.Side, in.Qty, in.Price, in.OrderType)
 	if err != nil {
 		return nil, &Reply{Response: render(zero, err)}
 	}
-	r, replay, err := x.start(ctx, command, order, in.IdempotencyKey, in.IdempotencyKeySent)
-	switch {
-	case err != nil:
+	r, err := x.start(ctx, command, order, in.IdempotencyKey, in.IdempotencyKeySent)
+	if err != nil {
 		return nil, &Reply{Response: render(zero, err)}
-	case replay != nil:
-		return nil, &Reply{Response: *replay, Replayed: true}
 	}
 	return r, nil
 }
@@ -238,14 +277,15 @@ type TestOrderResult struct {
 	Answer []byte
 }
 
-// sendTestOrder runs a test order after its credentials are known: decide
-// (a rejection is stored as the final answer), send, and record the
-// outcome with the final response in one transaction. A failure to record
-// after sending leaves the key held (idempotency_unfinished) rather than
-// free to send again.
-func (r *run) sendTestOrder(mode domain.TestOrderMode, render Render[TestOrderResult], send func() ([]byte, error)) Response {
+// sendTestOrder runs a test order: decide, with open taking the stored
+// credentials from the deciding transaction (its error, e.g. no secret,
+// abandons the decision: nothing appended, nothing sent; a rejection is
+// stored as the final answer), send, and record the outcome with the final
+// response in one transaction. A failure to record after sending leaves
+// the key held (idempotency_unfinished) rather than free to send again.
+func (r *run) sendTestOrder(mode domain.TestOrderMode, render Render[TestOrderResult], open func(ExecutionState) error, send func() ([]byte, error)) Reply {
 	var rejected Response
-	d, err := r.decide(func(d decision) *Response {
+	d, err := r.decide(open, func(d decision) *Response {
 		if d.Accepted() {
 			return nil
 		}
@@ -253,10 +293,10 @@ func (r *run) sendTestOrder(mode domain.TestOrderMode, render Render[TestOrderRe
 		return &rejected
 	})
 	if err != nil {
-		return render(TestOrderResult{}, err)
+		return fail(r, err, render)
 	}
 	if !d.Accepted() {
-		return rejected
+		return Reply{Response: rejected}
 	}
 	answer, sendErr := send()
 	var ev domain.Event
@@ -271,9 +311,9 @@ func (r *run) sendTestOrder(mode domain.TestOrderMode, render Render[TestOrderRe
 		key.Done, key.Release = nil, true
 	}
 	if err := r.store.Record(r.ctx, r.stream, []domain.Event{ev}, key); err != nil {
-		return render(TestOrderResult{}, fmt.Errorf("record the test order's outcome (execution %s): %w", r.id, err))
+		return Reply{Response: render(TestOrderResult{}, fmt.Errorf("record the test order's outcome (execution %s): %w", r.id, err))}
 	}
-	return resp
+	return Reply{Response: resp}
 }
 
 // testOrderFailed is the error event of a test order: the exchange's code

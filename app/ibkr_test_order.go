@@ -34,18 +34,21 @@ func (h *IBKRTestOrderHandler) Handle(ctx context.Context, in OrderInput, render
 	defer r.finish()
 	mode := h.ibkr.Mode()
 	var account domain.Secret
-	creds, err := h.credentials.Handle(r.ctx, r.caller.UserID, domain.ExchangeIBKR)
-	switch {
-	case domain.ErrorKind(err) == domain.KindNotFound && mode == domain.TestOrderModeSimulated:
-		account = domain.NewSecret(SimulatedIBKRAccount)
-	case domain.ErrorKind(err) == domain.KindNotFound:
-		return Reply{Response: render(TestOrderResult{}, secretMissing(domain.ExchangeIBKR))}
-	case err != nil:
-		return Reply{Response: render(TestOrderResult{}, err)}
-	default:
-		account = creds.Field(domain.FieldAccountID)
-	}
-	return Reply{Response: r.sendTestOrder(mode, render, func() ([]byte, error) {
+	return r.sendTestOrder(mode, render, func(s ExecutionState) error {
+		switch {
+		case s.Secret == nil && mode == domain.TestOrderModeSimulated:
+			account = domain.NewSecret(SimulatedIBKRAccount)
+		case s.Secret == nil:
+			return secretMissing(domain.ExchangeIBKR)
+		default:
+			creds, err := h.credentials.Open(*s.Secret)
+			if err != nil {
+				return err
+			}
+			account = creds.Field(domain.FieldAccountID)
+		}
+		return nil
+	}, func() ([]byte, error) {
 		return h.ibkr.WhatIf(r.ctx, account, r.order)
-	})}
+	})
 }

@@ -43,15 +43,15 @@ const (
 	maxKeyLength     = 128
 )
 
-// IdempotencyKeys stores the claims of Idempotency-Keys, per user.
+// IdempotencyKeys reads the claims of Idempotency-Keys, per user. Keys are
+// claimed by Executions.Decide, in the deciding transaction: a key is free
+// when never used, claimed before ExpiredBefore, or claimed before
+// AbandonedBefore by a request that never recorded its decision (a claim
+// stored apart from its decision, as releases before this one did).
 type IdempotencyKeys interface {
-	// Claim claims r.Key for a new request unless the key is held: it is
-	// free when never used, claimed before r.ExpiredBefore, or claimed
-	// before r.AbandonedBefore by the same request that never recorded
-	// anything under it. Otherwise the existing claim is returned.
-	Claim(ctx context.Context, r KeyRequest) (KeyClaim, error)
-	// Release frees a claim under which nothing was recorded.
-	Release(ctx context.Context, userID, key string) error
+	// Lookup returns the claim that holds r.Key, if any, as a claim by r
+	// would find it (SameRequest compares r.Hash).
+	Lookup(ctx context.Context, r KeyRequest) (KeyClaim, bool, error)
 }
 
 // KeyRequest is one request's claim of a key.

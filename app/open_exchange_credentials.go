@@ -26,15 +26,21 @@ func (h *OpenExchangeCredentialsHandler) Handle(ctx context.Context, userID stri
 	if err != nil {
 		return domain.ExchangeCredentials{}, err
 	}
+	return h.Open(s)
+}
+
+// Open decrypts credentials already read (the test orders read them in
+// their deciding transaction).
+func (h *OpenExchangeCredentialsHandler) Open(s StoredExchangeSecret) (domain.ExchangeCredentials, error) {
 	fields := map[string]domain.Secret{}
 	for name, sealed := range s.Fields {
-		plain, err := h.keyring.Open(sealed, exchangeBinding(userID, ex, name))
+		plain, err := h.keyring.Open(sealed, exchangeBinding(s.UserID, s.Exchange, name))
 		if err != nil {
-			return domain.ExchangeCredentials{}, undecryptable(ex, name, sealed, h.keyring.KeyID(), err)
+			return domain.ExchangeCredentials{}, undecryptable(s.Exchange, name, sealed, h.keyring.KeyID(), err)
 		}
 		fields[name] = domain.NewSecret(string(plain))
 	}
-	return domain.NewExchangeCredentials(ex, fields)
+	return domain.NewExchangeCredentials(s.Exchange, fields)
 }
 
 // undecryptable classifies a stored value the server's key cannot open,

@@ -43,12 +43,12 @@ func (h *PrepareExecutionHandler) Handle(ctx context.Context, cmd PrepareExecuti
 	}
 	defer r.finish()
 	var resp Response
-	if _, err := r.decide(func(d decision) *Response {
+	if _, err := r.decide(nil, func(d decision) *Response {
 		resp = render(PreparedExecution{ExecutionID: r.id, Order: r.order, Reference: d.Reference,
 			Decision: d.Decision, Shadow: d.Shadow, SecretConfigured: d.SecretConfigured}, nil)
 		return &resp
 	}); err != nil {
-		return Reply{Response: render(PreparedExecution{}, err)}
+		return fail(r, err, render)
 	}
 	return Reply{Response: resp}
 }

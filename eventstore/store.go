@@ -10,6 +10,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	wsql "github.com/ThreeDotsLabs/watermill-sql/v4/pkg/sql"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -109,39 +110,14 @@ func (s *Store) AppendTx(ctx context.Context, tx pgx.Tx, stream string, expected
 }
 
 func (s *Store) append(ctx context.Context, q Querier, stream string, expected ExpectedVersion, md Metadata, events []NewEvent) (res AppendResult, err error) {
-	if len(events) == 0 {
-		return AppendResult{}, errors.New("append: no events")
-	}
-	if stream == "" {
-		return AppendResult{}, errors.New("append: empty stream id")
-	}
-	if expected < Any {
-		return AppendResult{}, fmt.Errorf("append: invalid expected version %d", expected)
-	}
 	start := time.Now()
+	query, res, err := s.appendQuery(stream, expected, md, events)
+	if err != nil {
+		return AppendResult{}, err
+	}
 	if s.observer != nil {
 		defer func() { s.observer.ObserveAppend(time.Since(start), len(events), err) }()
 	}
-	// The column gets the time (binary, no parsing on the server); the
-	// metadata, like every watermill message's, its text.
-	recordedAt := s.now().UTC().Truncate(time.Microsecond)
-	res.RecordedAt = recordedAt
-	at := recordedAt.Format(time.RFC3339Nano)
-	inserts := make([]insertRow, len(events))
-	res.IDs = make([]string, len(events))
-	for i, e := range events {
-		if e.Type == "" || e.SchemaVersion < 1 || !json.Valid(e.Data) {
-			return AppendResult{}, fmt.Errorf("append: event %d: need a type, a schema version ≥ 1 and JSON data", i)
-		}
-		id := e.ID
-		if id == "" {
-			id = uuid.Must(uuid.NewV7()).String()
-		}
-		res.IDs[i] = id
-		inserts[i] = insertRow{id: id, payload: e.Data, metadata: appendMetadataJSON(nil, md, stream, e, expected, at),
-			eventType: e.Type, schemaVersion: int32(e.SchemaVersion)}
-	}
-	query := insertQuery(stream, int64(expected), recordedAt, inserts)
 	var rows pgx.Rows
 	if b, ok := q.(batcher); ok && expected == Any {
 		// Any appenders of one stream queue on a transaction-scoped advisory
@@ -169,6 +145,67 @@ func (s *Store) append(ctx context.Context, q Querier, stream string, expected E
 		return AppendResult{}, classify(err)
 	}
 	return res, nil
+}
+
+// QueueAppend queues the append of events to stream on b, for a command
+// that sends its events in the same round trip as its other statements: a
+// batch that ends with COMMIT, or a batch that is a transaction of its own
+// (pgx sends a batch as one implicit transaction). The guarantees are
+// Append's; expected must be exact or NoStream (Any's lock needs a round
+// trip of its own). read takes the batch's results at the append's turn.
+func (s *Store) QueueAppend(b *pgx.Batch, stream string, expected ExpectedVersion, md Metadata, events ...NewEvent) (read func(pgx.BatchResults) (AppendResult, error), err error) {
+	if expected == Any {
+		return nil, errors.New("append: QueueAppend needs an exact expected version or NoStream")
+	}
+	start := time.Now()
+	query, res, err := s.appendQuery(stream, expected, md, events)
+	if err != nil {
+		return nil, err
+	}
+	b.Queue(query.Query, query.Args...)
+	return func(br pgx.BatchResults) (_ AppendResult, err error) {
+		if s.observer != nil {
+			defer func() { s.observer.ObserveAppend(time.Since(start), len(events), err) }()
+		}
+		rows, _ := br.Query() // its error comes back from rows.Err
+		if res.Version, err = appendedVersion(rows, len(events)); err != nil {
+			return AppendResult{}, classify(err)
+		}
+		return res, nil
+	}, nil
+}
+
+// appendQuery checks an append and builds its statement.
+func (s *Store) appendQuery(stream string, expected ExpectedVersion, md Metadata, events []NewEvent) (query wsql.Query, res AppendResult, err error) {
+	if len(events) == 0 {
+		return query, res, errors.New("append: no events")
+	}
+	if stream == "" {
+		return query, res, errors.New("append: empty stream id")
+	}
+	if expected < Any {
+		return query, res, fmt.Errorf("append: invalid expected version %d", expected)
+	}
+	// The column gets the time (binary, no parsing on the server); the
+	// metadata, like every watermill message's, its text.
+	recordedAt := s.now().UTC().Truncate(time.Microsecond)
+	res.RecordedAt = recordedAt
+	at := recordedAt.Format(time.RFC3339Nano)
+	inserts := make([]insertRow, len(events))
+	res.IDs = make([]string, len(events))
+	for i, e := range events {
+		if e.Type == "" || e.SchemaVersion < 1 || !json.Valid(e.Data) {
+			return query, res, fmt.Errorf("append: event %d: need a type, a schema version ≥ 1 and JSON data", i)
+		}
+		id := e.ID
+		if id == "" {
+			id = uuid.Must(uuid.NewV7()).String()
+		}
+		res.IDs[i] = id
+		inserts[i] = insertRow{id: id, payload: e.Data, metadata: appendMetadataJSON(nil, md, stream, e, expected, at),
+			eventType: e.Type, schemaVersion: int32(e.SchemaVersion)}
+	}
+	return insertQuery(stream, int64(expected), recordedAt, inserts), res, nil
 }
 
 // appendedVersion reads the RETURNING stream_version rows of an append of

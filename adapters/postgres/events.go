@@ -21,6 +21,25 @@ func appendEvents(ctx context.Context, store *eventstore.Store, tx pgx.Tx, strea
 	return err
 }
 
+// queueAppend queues the append of events on b (see
+// eventstore.Store.QueueAppend); read checks it among the batch's results.
+func queueAppend(ctx context.Context, store *eventstore.Store, b *pgx.Batch, stream string, expected eventstore.ExpectedVersion, events ...domain.Event) (read func(pgx.BatchResults) error, err error) {
+	out, err := storeEvents(events)
+	if err != nil {
+		return nil, err
+	}
+	appended, err := store.QueueAppend(b, stream, expected, callerMetadata(ctx), out...)
+	if err != nil {
+		return nil, err
+	}
+	return func(br pgx.BatchResults) error {
+		if _, err := appended(br); err != nil {
+			return appendError(stream, err)
+		}
+		return nil
+	}, nil
+}
+
 // appendRecorded is appendEvents, also returning when the events were recorded.
 func appendRecorded(ctx context.Context, store *eventstore.Store, tx pgx.Tx, stream string, expected eventstore.ExpectedVersion, events ...domain.Event) (time.Time, error) {
 	out, err := storeEvents(events)

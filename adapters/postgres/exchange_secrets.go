@@ -82,8 +82,15 @@ func (r *ExchangeSecrets) Get(ctx context.Context, userID string, ex domain.Exch
 	if err != nil {
 		return s, fmt.Errorf("read exchange secret: %w", err)
 	}
-	if err := json.Unmarshal(raw, &s.Fields); err != nil {
-		return s, fmt.Errorf("%s secret of user %s: %w", ex, userID, err)
+	s.Fields, err = decodeSecretFields(raw, userID, ex)
+	return s, err
+}
+
+// decodeSecretFields decodes a stored row's fields column.
+func decodeSecretFields(raw []byte, userID string, ex domain.Exchange) (map[string]app.Sealed, error) {
+	var fields map[string]app.Sealed
+	if err := json.Unmarshal(raw, &fields); err != nil {
+		return nil, fmt.Errorf("%s secret of user %s: %w", ex, userID, err)
 	}
-	return s, nil
+	return fields, nil
 }

@@ -18,81 +18,186 @@ import (
 // Executions stores the execution commands' events together with the
 // per-user daily usage and the Idempotency-Key updates (app.Executions).
 type Executions struct {
-	store *eventstore.Store
-	pool  *pgxpool.Pool
+	store  *eventstore.Store
+	pool   *pgxpool.Pool
+	keys   *IdempotencyKeys
+	states executionStates
 }
 
 func NewExecutions(store *eventstore.Store) *Executions {
-	return &Executions{store: store, pool: store.Pool()}
+	return &Executions{store: store, pool: store.Pool(), keys: NewIdempotencyKeys(store.Pool())}
 }
 
-// Decide implements app.Executions. Round trips: BEGIN; one batch that
-// inserts the usage row when missing and locks it (reading the profile and
-// whether a secret is stored on the way); the append; one batch with the
-// usage and key writes; COMMIT. In READ COMMITTED a prepare that waited for
-// the lock reads the row as the previous holder committed it.
-func (r *Executions) Decide(ctx context.Context, userID string, ex domain.Exchange, day, stream string, decide func(app.ExecutionState) (app.Decided, error)) error {
-	return pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
-		b := &pgx.Batch{}
-		b.Queue(`INSERT INTO execution_daily_usage (user_id, day) VALUES ($1, $2::date) ON CONFLICT (user_id, day) DO NOTHING`, userID, day)
-		b.Queue(`SELECT d.orders, d.notional::text, u.risk_profile,
-				EXISTS (SELECT 1 FROM exchange_secrets s WHERE s.user_id = d.user_id AND s.exchange = $3)
-			FROM execution_daily_usage d JOIN users u ON u.id = d.user_id
-			WHERE d.user_id = $1 AND d.day = $2::date
-			FOR UPDATE OF d`, userID, day, string(ex))
-		var (
-			st       app.ExecutionState
-			notional string
-			profile  string
-		)
-		err := readBatch(tx.SendBatch(ctx, b), func(br pgx.BatchResults) error {
-			if _, err := br.Exec(); err != nil {
+// Decide implements app.Executions in two round trips and one commit:
+//
+//  1. BEGIN; the key's claim (with one); insert the usage row when missing;
+//     lock it, reading the profile and whether a secret is stored;
+//  2. (after deciding) the append; the usage and key writes; COMMIT.
+//
+// BEGIN and COMMIT travel in the batches (PostgreSQL turns a batch's
+// implicit transaction into the explicit one BEGIN opens), so the row lock
+// is held across the decision as with separate statements. In READ
+// COMMITTED a decision that waited for the lock reads the row as the
+// previous holder committed it, and a claim that met an uncommitted claim
+// of the same key waits for it and then finds it held.
+func (r *Executions) Decide(ctx context.Context, req app.DecideRequest, decide func(app.ExecutionState) (app.Decided, error)) (app.KeyClaim, error) {
+	claimed := app.KeyClaim{State: app.KeyClaimed, SameRequest: true}
+	if req.Key != nil {
+		claimed.ClaimedAt = req.Key.Now
+		if err := r.keys.prune(ctx, *req.Key); err != nil {
+			return app.KeyClaim{}, err
+		}
+	}
+	if st, ok := r.states.get(req); ok && !req.Secret {
+		if done, err := r.decideOnRemembered(ctx, req, st, decide); done {
+			if err != nil {
+				return app.KeyClaim{}, err
+			}
+			return claimed, nil
+		}
+	}
+	conn, err := r.pool.Acquire(ctx)
+	if err != nil {
+		return app.KeyClaim{}, fmt.Errorf("decide: %w", err)
+	}
+	// A connection left inside a transaction (a failed ROLLBACK) is closed
+	// by the pool on release, never reused.
+	defer conn.Release()
+	claim, err := r.decide(ctx, conn.Conn(), req, decide)
+	if err != nil || claim != nil {
+		if conn.Conn().PgConn().TxStatus() != 'I' {
+			_, _ = conn.Exec(context.WithoutCancel(ctx), "ROLLBACK")
+		}
+		if claim != nil {
+			return *claim, err
+		}
+		return app.KeyClaim{}, err
+	}
+	return claimed, nil
+}
+
+// decide is Decide on conn: a non-nil claim is the holder of the key, and
+// the transaction is left for the caller to roll back, as on an error.
+func (r *Executions) decide(ctx context.Context, conn *pgx.Conn, req app.DecideRequest, decide func(app.ExecutionState) (app.Decided, error)) (*app.KeyClaim, error) {
+	b := &pgx.Batch{}
+	b.Queue(`BEGIN`)
+	if req.Key != nil {
+		queueClaim(b, *req.Key)
+	}
+	b.Queue(`INSERT INTO execution_daily_usage (user_id, day) VALUES ($1, $2::date) ON CONFLICT (user_id, day) DO NOTHING`, req.UserID, req.Day)
+	b.Queue(`SELECT d.orders, d.notional::text, u.risk_profile, s.user_id IS NOT NULL, CASE WHEN $4 THEN s.fields END
+		FROM execution_daily_usage d JOIN users u ON u.id = d.user_id
+			LEFT JOIN exchange_secrets s ON s.user_id = d.user_id AND s.exchange = $3
+		WHERE d.user_id = $1 AND d.day = $2::date
+		FOR UPDATE OF d`, req.UserID, req.Day, string(req.Exchange), req.Secret)
+	var (
+		st       app.ExecutionState
+		notional string
+		profile  string
+		fields   []byte
+		claimed  = true
+	)
+	err := readBatch(conn.SendBatch(ctx, b), func(br pgx.BatchResults) error {
+		if _, err := br.Exec(); err != nil {
+			return err
+		}
+		if req.Key != nil {
+			var err error
+			if claimed, err = readClaim(br); err != nil {
 				return err
 			}
-			return br.QueryRow().Scan(&st.Usage.Orders, &notional, &profile, &st.SecretConfigured)
-		})
-		var pgErr *pgconn.PgError
-		switch {
-		case errors.Is(err, pgx.ErrNoRows), errors.As(err, &pgErr) && pgErr.Code == "23503":
-			return errUserNotFound
-		case err != nil:
-			return fmt.Errorf("lock the daily usage of user %s: %w", userID, err)
 		}
-		if st.Usage.Notional, err = decimal.NewFromString(notional); err != nil {
-			return fmt.Errorf("daily usage notional %q: %w", notional, err)
-		}
-		st.Profile = domain.RiskProfile(profile)
-		d, err := decide(st)
-		if err != nil {
+		if _, err := br.Exec(); err != nil {
 			return err
 		}
-		// A new execution's stream: NoStream needs no lock, and a clash of
-		// generated ids would fail rather than mix two executions.
-		if err := appendEvents(ctx, r.store, tx, stream, eventstore.NoStream, d.Events...); err != nil {
-			return err
+		return br.QueryRow().Scan(&st.Usage.Orders, &notional, &profile, &st.SecretConfigured, &fields)
+	})
+	var pgErr *pgconn.PgError
+	switch {
+	case errors.Is(err, pgx.ErrNoRows), errors.As(err, &pgErr) && pgErr.Code == "23503":
+		return nil, errUserNotFound
+	case err != nil:
+		return nil, fmt.Errorf("lock the daily usage of user %s: %w", req.UserID, err)
+	case !claimed:
+		c, claimedNow, err := r.keys.retryClaim(ctx, conn, *req.Key)
+		if err != nil || !claimedNow {
+			return &c, err
 		}
-		b = &pgx.Batch{}
-		if d.Usage.Orders != st.Usage.Orders || !d.Usage.Notional.Equal(st.Usage.Notional) {
-			b.Queue(`UPDATE execution_daily_usage SET orders = $3, notional = $4::numeric WHERE user_id = $1 AND day = $2::date`,
-				userID, day, d.Usage.Orders, d.Usage.Notional.String())
+	}
+	if st.Usage.Notional, err = decimal.NewFromString(notional); err != nil {
+		return nil, fmt.Errorf("daily usage notional %q: %w", notional, err)
+	}
+	st.Profile = domain.RiskProfile(profile)
+	if fields != nil {
+		st.Secret = &app.StoredExchangeSecret{UserID: req.UserID, Exchange: req.Exchange}
+		if st.Secret.Fields, err = decodeSecretFields(fields, req.UserID, req.Exchange); err != nil {
+			return nil, err
 		}
-		queueKeyUpdate(b, d.Key)
-		return execBatch(ctx, tx, b)
+	}
+	d, err := decide(st)
+	if err != nil {
+		return nil, err
+	}
+	b = &pgx.Batch{}
+	// A new execution's stream: NoStream needs no lock, and a clash of
+	// generated ids would fail rather than mix two executions.
+	appended, err := queueAppend(ctx, r.store, b, req.Stream, eventstore.NoStream, d.Events...)
+	if err != nil {
+		return nil, err
+	}
+	writes := b.Len()
+	if d.Usage.Orders != st.Usage.Orders || !d.Usage.Notional.Equal(st.Usage.Notional) {
+		b.Queue(`UPDATE execution_daily_usage SET orders = $3, notional = $4::numeric WHERE user_id = $1 AND day = $2::date`,
+			req.UserID, req.Day, d.Usage.Orders, d.Usage.Notional.String())
+	}
+	queueKeyUpdate(b, d.Key)
+	writes = b.Len() - writes
+	b.Queue(`COMMIT`)
+	if err := readBatch(conn.SendBatch(ctx, b), func(br pgx.BatchResults) error {
+		return readWrites(br, 0, appended, writes+1)
+	}); err != nil {
+		return nil, err
+	}
+	st.Usage = d.Usage
+	r.states.put(req, st)
+	return nil, nil
+}
+
+// Record implements app.Executions in one round trip: the append and the
+// key's update are one batch, which PostgreSQL runs as one (implicit)
+// transaction. The stream holds the decision alone, so the append expects
+// version 1: one statement, no lock, and a second outcome for one
+// execution would fail rather than pile up.
+func (r *Executions) Record(ctx context.Context, stream string, events []domain.Event, key *app.KeyUpdate) error {
+	b := &pgx.Batch{}
+	appended, err := queueAppend(ctx, r.store, b, stream, eventstore.Exact(1), events...)
+	if err != nil {
+		return err
+	}
+	queueKeyUpdate(b, key)
+	n := b.Len() - 1
+	return readBatch(r.pool.SendBatch(ctx, b), func(br pgx.BatchResults) error {
+		return readWrites(br, 0, appended, n)
 	})
 }
 
-// Record implements app.Executions. The stream holds the decision alone,
-// so the append expects version 1: one statement, no lock, and a second
-// outcome for one execution would fail rather than pile up.
-func (r *Executions) Record(ctx context.Context, stream string, events []domain.Event, key *app.KeyUpdate) error {
-	return pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
-		if err := appendEvents(ctx, r.store, tx, stream, eventstore.Exact(1), events...); err != nil {
+// readWrites reads the results of a batch of writes: before statements,
+// the queued append, after statements.
+func readWrites(br pgx.BatchResults, before int, appended func(pgx.BatchResults) error, after int) error {
+	for range before {
+		if _, err := br.Exec(); err != nil {
 			return err
 		}
-		b := &pgx.Batch{}
-		queueKeyUpdate(b, key)
-		return execBatch(ctx, tx, b)
-	})
+	}
+	if err := appended(br); err != nil {
+		return err
+	}
+	for range after {
+		if _, err := br.Exec(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // queueKeyUpdate queues the write of an Idempotency-Key update, if any.
@@ -116,19 +221,4 @@ func readBatch(br pgx.BatchResults, read func(pgx.BatchResults) error) error {
 		err = cerr
 	}
 	return err
-}
-
-// execBatch sends b, when it holds anything, and checks every statement.
-func execBatch(ctx context.Context, tx pgx.Tx, b *pgx.Batch) error {
-	if b.Len() == 0 {
-		return nil
-	}
-	return readBatch(tx.SendBatch(ctx, b), func(br pgx.BatchResults) error {
-		for range b.Len() {
-			if _, err := br.Exec(); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
 }

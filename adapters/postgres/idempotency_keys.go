@@ -9,16 +9,16 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/tradeops/tradeops/app"
+	"github.com/tradeops/tradeops/eventstore"
 )
 
-// IdempotencyKeys stores Idempotency-Key claims (app.IdempotencyKeys) in
-// idempotency_keys; the commands' transactions complete them
+// IdempotencyKeys reads Idempotency-Key claims (app.IdempotencyKeys) in
+// idempotency_keys; the commands' transactions make and complete them
 // (Executions). Expired claims are pruned opportunistically, at most once a
-// minute per process, by a claim.
+// minute per process, before a claim.
 type IdempotencyKeys struct {
 	pool      *pgxpool.Pool
 	lastPrune atomic.Int64 // unix nanoseconds
@@ -31,45 +31,65 @@ const (
 	keyPruneBatch = 1000
 )
 
-// Claim implements app.IdempotencyKeys: one statement claims a free key
-// (new, expired or abandoned); otherwise the holder's claim is read. A
-// holder that released the key in between is retried.
-func (k *IdempotencyKeys) Claim(ctx context.Context, r app.KeyRequest) (app.KeyClaim, error) {
-	if err := k.prune(ctx, r); err != nil {
-		return app.KeyClaim{}, err
+// claimSQL claims a free key (new, expired or abandoned) and returns a row,
+// or returns none when another request holds it. Run inside the deciding
+// transaction, the new claim stays invisible until the decision commits
+// with it; a claim of the same key meanwhile waits for that commit.
+const claimSQL = `INSERT INTO idempotency_keys (user_id, key, request_hash, state, created_at)
+	VALUES ($1, $2, $3, 'pending', $4)
+	ON CONFLICT (user_id, key) DO UPDATE SET request_hash = excluded.request_hash, state = 'pending',
+		execution_id = NULL, status = NULL, response = NULL, retry_after = 0, created_at = excluded.created_at
+	WHERE idempotency_keys.created_at < $5
+		OR (idempotency_keys.state = 'pending' AND idempotency_keys.execution_id IS NULL AND idempotency_keys.created_at < $6)
+	RETURNING 1`
+
+func queueClaim(b *pgx.Batch, r app.KeyRequest) {
+	b.Queue(claimSQL, r.UserID, r.Key, r.Hash, r.Now, r.ExpiredBefore, r.AbandonedBefore)
+}
+
+// readClaim reads a queued claim's result: whether the key is the request's.
+func readClaim(br pgx.BatchResults) (bool, error) {
+	var one int
+	err := br.QueryRow().Scan(&one)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return false, nil
+	case err != nil:
+		return false, err
 	}
-	for attempt := 0; ; attempt++ {
-		var one int
-		err := k.pool.QueryRow(ctx, `INSERT INTO idempotency_keys (user_id, key, request_hash, state, created_at)
-			VALUES ($1, $2, $3, 'pending', $4)
-			ON CONFLICT (user_id, key) DO UPDATE SET request_hash = excluded.request_hash, state = 'pending',
-				execution_id = NULL, status = NULL, response = NULL, retry_after = 0, created_at = excluded.created_at
-			WHERE idempotency_keys.created_at < $5
-				OR (idempotency_keys.state = 'pending' AND idempotency_keys.execution_id IS NULL AND idempotency_keys.created_at < $6)
-			RETURNING 1`, r.UserID, r.Key, r.Hash, r.Now, r.ExpiredBefore, r.AbandonedBefore).Scan(&one)
-		switch {
-		case err == nil:
-			return app.KeyClaim{State: app.KeyClaimed, SameRequest: true, ClaimedAt: r.Now}, nil
-		case !errors.Is(err, pgx.ErrNoRows):
-			var pgErr *pgconn.PgError
-			if errors.As(err, &pgErr) && pgErr.Code == "23503" {
-				return app.KeyClaim{}, errUserNotFound
-			}
-			return app.KeyClaim{}, fmt.Errorf("claim an idempotency key: %w", err)
-		}
-		c, found, err := k.holder(ctx, r)
+	return true, nil
+}
+
+// retryClaim runs in the deciding transaction after a claim found the key
+// held: it reads the holder's claim, or, when the holder let the key go in
+// between (a release or a prune), claims it again. claimed: the key is the
+// request's now.
+func (k *IdempotencyKeys) retryClaim(ctx context.Context, conn *pgx.Conn, r app.KeyRequest) (c app.KeyClaim, claimed bool, err error) {
+	for attempt := 0; attempt < 2; attempt++ {
+		c, found, err := k.holder(ctx, conn, r)
 		if err != nil || found {
-			return c, err
+			return c, false, err
 		}
-		if attempt == 2 {
-			// Claimed and released over and over: someone is busy with it.
-			return app.KeyClaim{State: app.KeyInFlight, SameRequest: true, ClaimedAt: r.Now}, nil
+		b := &pgx.Batch{}
+		queueClaim(b, r)
+		if err := readBatch(conn.SendBatch(ctx, b), func(br pgx.BatchResults) (err error) {
+			claimed, err = readClaim(br)
+			return err
+		}); err != nil || claimed {
+			return app.KeyClaim{}, claimed, err
 		}
 	}
+	// Claimed and released over and over: someone is busy with it.
+	return app.KeyClaim{State: app.KeyInFlight, SameRequest: true, ClaimedAt: r.Now}, false, nil
+}
+
+// Lookup implements app.IdempotencyKeys.
+func (k *IdempotencyKeys) Lookup(ctx context.Context, r app.KeyRequest) (app.KeyClaim, bool, error) {
+	return k.holder(ctx, k.pool, r)
 }
 
 // holder reads the claim that holds r.Key; found is false when it is gone.
-func (k *IdempotencyKeys) holder(ctx context.Context, r app.KeyRequest) (app.KeyClaim, bool, error) {
+func (k *IdempotencyKeys) holder(ctx context.Context, q eventstore.Querier, r app.KeyRequest) (app.KeyClaim, bool, error) {
 	var (
 		c     app.KeyClaim
 		hash  []byte
@@ -77,7 +97,7 @@ func (k *IdempotencyKeys) holder(ctx context.Context, r app.KeyRequest) (app.Key
 		exec  *string
 		stat  *int
 	)
-	err := k.pool.QueryRow(ctx, `SELECT request_hash, state, execution_id::text, status, response::text, retry_after, created_at
+	err := q.QueryRow(ctx, `SELECT request_hash, state, execution_id::text, status, response::text, retry_after, created_at
 		FROM idempotency_keys WHERE user_id = $1 AND key = $2`, r.UserID, r.Key).
 		Scan(&hash, &state, &exec, &stat, &c.Response.Body, &c.Response.RetryAfter, &c.ClaimedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -98,16 +118,6 @@ func (k *IdempotencyKeys) holder(ctx context.Context, r app.KeyRequest) (app.Key
 		c.Response.Status = *stat
 	}
 	return c, true, nil
-}
-
-// Release implements app.IdempotencyKeys. Only a claim under which nothing
-// was recorded is freed.
-func (k *IdempotencyKeys) Release(ctx context.Context, userID, key string) error {
-	_, err := k.pool.Exec(ctx, `DELETE FROM idempotency_keys WHERE user_id = $1 AND key = $2 AND state = 'pending' AND execution_id IS NULL`, userID, key)
-	if err != nil {
-		return fmt.Errorf("release an idempotency key: %w", err)
-	}
-	return nil
 }
 
 // prune deletes a batch of expired claims when the last prune of this

@@ -105,3 +105,35 @@ func TestTimeAndSubjectClaims(t *testing.T) {
 		}
 	}
 }
+
+// A token verified once is remembered, but every later use is still held
+// to the time (expiry, issue time) and an altered token is never taken
+// for a remembered one; past the bound the memory starts over and tokens
+// keep verifying.
+func TestRememberedTokens(t *testing.T) {
+	tokens, _ := token.New(key, 15*time.Minute)
+	now := time.Now().UTC()
+	at, _ := tokens.Issue(userID, now)
+	for range 3 {
+		if c, err := tokens.Verify(at.Token, now.Add(time.Minute)); err != nil || c.UserID != userID {
+			t.Fatalf("%+v %v", c, err)
+		}
+	}
+	if _, err := tokens.Verify(at.Token, now.Add(15*time.Minute)); err == nil {
+		t.Fatal("remembered token accepted after its expiry")
+	}
+	if _, err := tokens.Verify(at.Token, now.Add(-time.Minute)); err == nil {
+		t.Fatal("remembered token accepted a minute before its issue")
+	}
+	s := at.Token.Reveal()
+	altered := s[:len(s)-2] + map[bool]string{true: "AA", false: "BB"}[!strings.HasSuffix(s, "AA")]
+	if _, err := tokens.Verify(domain.NewSecret(altered), now); err == nil {
+		t.Fatal("altered token accepted")
+	}
+	for i := range 5000 {
+		at, _ := tokens.Issue(userID, now.Add(time.Duration(i)*time.Microsecond))
+		if _, err := tokens.Verify(at.Token, now.Add(time.Second)); err != nil {
+			t.Fatalf("token %d: %v", i, err)
+		}
+	}
+}

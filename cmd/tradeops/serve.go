@@ -18,7 +18,7 @@ import (
 	"github.com/tradeops/tradeops/ports/http/console"
 )
 
-const serveUsage = `usage: tradeops serve [--dev] [--projections on|off]
+const serveUsage = `usage: tradeops serve [--dev] [--projections on|off] [--pprof ADDR]
 Applies the migrations and serves the HTTP API on LISTEN_ADDR; the
 configuration comes from the environment (see README).`
 
@@ -26,6 +26,7 @@ func runServe(ctx context.Context, getenv env, io stdio, args []string) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	dev := fs.Bool("dev", false, "development mode: generate throwaway secrets when missing, seed demo users")
 	runProjs := fs.String("projections", "on", "run the projections in this process: on, or off when `tradeops worker` runs them")
+	pprofAddr := fs.String("pprof", "", "development: serve net/http/pprof on this `address` (e.g. 127.0.0.1:6060); off by default")
 	if _, err := parseFlags(fs, args, io.out, serveUsage, 0); err != nil {
 		return err
 	}
@@ -77,6 +78,11 @@ func runServe(ctx context.Context, getenv env, io stdio, args []string) error {
 		TrustedProxies:    cfg.TrustedProxies,
 	}, apiRoutes(store, identity, vault, execution)...)
 
+	if *pprofAddr != "" {
+		if err := servePprof(ctx, *pprofAddr, log); err != nil {
+			return err
+		}
+	}
 	ln, err := net.Listen("tcp", cfg.ListenAddr)
 	if err != nil {
 		return fmt.Errorf("listen on LISTEN_ADDR %s: %w", cfg.ListenAddr, err)

@@ -132,3 +132,7 @@ func Percentiles(d []time.Duration) string {
 	}
 	return fmt.Sprintf("p50 %s   p90 %s   p99 %s   max %s", p(.5), p(.9), p(.99), d[len(d)-1].Round(10*time.Microsecond))
 }
+
+// Process returns the CPU time a process (all its threads) has used so far,
+// e.g. a server the benchmark started; ok is false when it cannot be read.
+func Process(pid int) (d time.Duration, ok bool) { return procCPU(pid) }

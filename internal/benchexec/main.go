@@ -8,14 +8,28 @@
 //     (default 100 requests/s for 10 s), open loop: p50/p99 latency;
 //  2. prepare at saturation (closed loop, --workers concurrent requests)
 //     for --saturate: requests/s and latency;
-//  3. the server's peak RSS (VmHWM from /proc) at the end.
+//  3. the server's peak RSS (VmHWM from /proc) at the end;
+//  4. database round trips and transactions per request: a second server,
+//     without projections, connected through a counting proxy
+//     (roundtrips.go), sent --roundtrips requests of each kind one at a time.
+//
+// Every phase also reports the CPU it cost per request: the tradeops
+// process, the PostgreSQL backends of the scratch database, and this
+// process (load generator, fake Binance, baseline client). -cpuprofile FILE
+// runs the server with --pprof and writes its CPU profile of the saturated
+// prepare phase to FILE (go tool pprof -top FILE).
 //
 // Each phase is paired with a baseline run from this process in the same
 // conditions: the prepare's writes in plain SQL through pgx (lock-or-create
 // a usage row, insert a ~700-byte row into a copy of the event table with
 // its indexes, update the usage row, commit), without HTTP, JSON, risk
-// checks or projections. On a shared machine the absolute figures move with
-// the neighbours' load; the ratio to the baseline is the stable part.
+// checks or projections; for the test orders, that transaction, the signed
+// order/test to the fake Binance through the adapter's client, and a second
+// durable commit (the floor: a test order must be decided durably before it
+// is sent). On a shared machine the absolute figures move with the
+// neighbours' load; the ratio to the baseline and the CPU per request are
+// the stable part. -projections off runs the server without its
+// projections, to see their share.
 //
 // The goals: prepare p99 ≤ 10 ms and test-order p99 ≤ 25 ms at 100/s;
 // ≥ 1,500 prepares/s at saturation; peak RSS ≤ 100 MiB.
@@ -52,8 +66,10 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/shopspring/decimal"
 
 	"github.com/tradeops/tradeops/adapters/argon2id"
+	"github.com/tradeops/tradeops/adapters/binance"
 	"github.com/tradeops/tradeops/adapters/postgres"
 	"github.com/tradeops/tradeops/app"
 	"github.com/tradeops/tradeops/domain"
@@ -67,7 +83,10 @@ type options struct {
 	rate           int
 	each, saturate time.Duration
 	workers, users int
+	roundTrips     int
 	keep           bool
+	cpuProfile     string
+	projections    string
 }
 
 func main() {
@@ -79,6 +98,9 @@ func main() {
 	flag.IntVar(&o.workers, "workers", 32, "concurrent requests at saturation")
 	flag.IntVar(&o.users, "users", 400, "operators the orders are spread over")
 	flag.BoolVar(&o.keep, "keep", false, "keep the scratch database and the server log")
+	flag.IntVar(&o.roundTrips, "roundtrips", 100, "requests of each kind sent one at a time to count database round trips (0: skip)")
+	flag.StringVar(&o.projections, "projections", "on", "serve --projections: on, or off to measure without the projections' work per event")
+	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write the server's CPU profile of the saturated prepare phase to `FILE` (needs serve --pprof)")
 	flag.Parse()
 	if err := run(context.Background(), o); err != nil {
 		fmt.Fprintln(os.Stderr, "benchexec:", err)
@@ -95,6 +117,12 @@ type bench struct {
 	client *http.Client
 	users  []operator
 	next   atomic.Int64
+	// keyed: requests carry a fresh Idempotency-Key each
+	keyed bool
+	keys  atomic.Int64
+	cpu   *cpuMeter
+	// creds is one operator's Binance key, for the baseline's test orders.
+	creds binance.Credentials
 }
 
 func run(ctx context.Context, o options) error {
@@ -110,7 +138,12 @@ func run(ctx context.Context, o options) error {
 	fake := fakebinance.New(fakebinance.Options{})
 	defer fake.Close()
 
-	server, err := startServer(ctx, o, dbURL, fake.URL())
+	env := serverEnv(dbURL, fake.URL())
+	var pprofAddr string
+	if o.cpuProfile != "" {
+		pprofAddr = freeAddr()
+	}
+	server, err := startServer(ctx, o, env, pprofAddr, "--projections="+o.projections)
 	if err != nil {
 		return err
 	}
@@ -122,6 +155,10 @@ func run(ctx context.Context, o options) error {
 	if err := b.createUsers(ctx, dbURL, fake); err != nil {
 		return err
 	}
+	if b.cpu, err = newCPUMeter(ctx, dbURL, server.cmd.Process.Pid); err != nil {
+		return err
+	}
+	defer b.cpu.close()
 	fmt.Printf("benchexec: %s serve (pid %d) on %s; fake Binance; IBKR simulator; %d operators; load generator in this process\n",
 		o.bin, server.cmd.Process.Pid, server.base, len(b.users))
 
@@ -132,34 +169,54 @@ func run(ctx context.Context, o options) error {
 	)
 	// Warm up connections, caches (exchangeInfo, ticker) and the pool.
 	b.atRate(ctx, "/ops/execution/prepare", prepareBody, 200, time.Second)
-	base, err := newBaseline(ctx, dbURL, b)
+	base, err := newBaseline(ctx, dbURL, b, fake.URL())
 	if err != nil {
 		return err
 	}
 	defer base.close()
 
-	fmt.Printf("\n%-32s %8s %7s %s\n", "phase", "requests", "errors", "latency")
-	br := b.paced(ctx, o.rate, o.each, base.tx)
-	fmt.Printf("%-32s %8d %7d %s   (the floor: one durable transaction)\n", fmt.Sprintf("baseline plain SQL %d/s", o.rate), br.n, br.errors, br.percentiles())
-	for _, p := range []struct{ name, path, body, goal string }{
-		{"prepare", "/ops/execution/prepare", prepareBody, "goal p99 ≤ 10 ms"},
-		{"binance test-order (fake)", "/ops/execution/binance/test-order", binanceBody, "goal p99 ≤ 25 ms"},
-		{"ibkr test-order (simulator)", "/ops/execution/ibkr/test-order", ibkrBody, "goal p99 ≤ 25 ms"},
+	fmt.Printf("\n%-32s %8s %7s %s\n", "phase", "requests", "errors", "latency; CPU per request: tradeops + postgres backends + this process")
+	br := b.measure(ctx, func() *result { return b.paced(ctx, o.rate, o.each, base.tx) })
+	fmt.Printf("%-32s %8d %7d %s   (the floor: one durable transaction)\n", fmt.Sprintf("baseline plain SQL %d/s", o.rate), br.n, br.errors, br.summary())
+	bo := b.measure(ctx, func() *result { return b.paced(ctx, o.rate, o.each, base.testOrder) })
+	fmt.Printf("%-32s %8d %7d %s   (the floor of a test order: the above, the fake's order/test, a second durable commit)\n",
+		fmt.Sprintf("baseline test order %d/s", o.rate), bo.n, bo.errors, bo.summary())
+	for _, p := range []struct {
+		name, path, body, goal string
+		keyed                  bool
+	}{
+		{"prepare", "/ops/execution/prepare", prepareBody, "goal p99 ≤ 10 ms", false},
+		{"prepare + Idempotency-Key", "/ops/execution/prepare", prepareBody, "goal p99 ≤ 10 ms", true},
+		{"binance test-order (fake)", "/ops/execution/binance/test-order", binanceBody, "goal p99 ≤ 25 ms", false},
+		{"ibkr test-order (simulator)", "/ops/execution/ibkr/test-order", ibkrBody, "goal p99 ≤ 25 ms", false},
 	} {
-		r := b.atRate(ctx, p.path, p.body, o.rate, o.each)
-		fmt.Printf("%-32s %8d %7d %s   (%s)\n", fmt.Sprintf("%s %d/s", p.name, o.rate), r.n, r.errors, r.percentiles(), p.goal)
+		b.keyed = p.keyed
+		r := b.measure(ctx, func() *result { return b.atRate(ctx, p.path, p.body, o.rate, o.each) })
+		fmt.Printf("%-32s %8d %7d %s   (%s)\n", fmt.Sprintf("%s %d/s", p.name, o.rate), r.n, r.errors, r.summary(), p.goal)
 	}
-	r := b.saturate(ctx, b.post("/ops/execution/prepare", prepareBody))
-	fmt.Printf("%-32s %8d %7d %s\n", fmt.Sprintf("prepare saturated, %d workers", o.workers), r.n, r.errors, r.percentiles())
-	bs := b.saturate(ctx, base.tx)
-	fmt.Printf("%-32s %8d %7d %s\n", fmt.Sprintf("baseline saturated, %d workers", o.workers), bs.n, bs.errors, bs.percentiles())
-	fmt.Printf("prepare throughput: %.0f requests/s over %s (goal ≥ 1,500/s); baseline %.0f/s; ratio %.2f\n",
-		r.rate(), r.elapsed.Round(time.Millisecond), bs.rate(), r.rate()/bs.rate())
+	b.keyed = false
+	var profile chan error
+	if o.cpuProfile != "" {
+		profile = make(chan error, 1)
+		go func() { profile <- fetchProfile(pprofAddr, o.saturate, o.cpuProfile) }()
+	}
+	r := b.measure(ctx, func() *result { return b.saturate(ctx, b.post("/ops/execution/prepare", prepareBody)) })
+	fmt.Printf("%-32s %8d %7d %s\n", fmt.Sprintf("prepare saturated, %d workers", o.workers), r.n, r.errors, r.summary())
 	accepted, err := acceptedOrders(ctx, dbURL)
 	if err != nil {
 		return err
 	}
-	fmt.Printf("accepted decisions: %d (the daily usage row written by each)\n", accepted)
+	if profile != nil {
+		if err := <-profile; err != nil {
+			return err
+		}
+		fmt.Println("server CPU profile of the saturated prepares:", o.cpuProfile)
+	}
+	bs := b.measure(ctx, func() *result { return b.saturate(ctx, base.tx) })
+	fmt.Printf("%-32s %8d %7d %s\n", fmt.Sprintf("baseline saturated, %d workers", o.workers), bs.n, bs.errors, bs.summary())
+	fmt.Printf("prepare throughput: %.0f requests/s over %s (goal ≥ 1,500/s); baseline %.0f/s; ratio %.2f\n",
+		r.rate(), r.elapsed.Round(time.Millisecond), bs.rate(), r.rate()/bs.rate())
+	fmt.Printf("accepted prepares at saturation: %d of %d (each writes the daily usage row; the usage is reset before each phase)\n", accepted, r.n)
 	hwm, err := peakRSS(server.cmd.Process.Pid)
 	if err != nil {
 		return err
@@ -169,6 +226,97 @@ func run(ctx context.Context, o options) error {
 		fmt.Println("server log:", server.logPath)
 	} else {
 		server.removeLog = true
+	}
+	server.stop()
+	if o.roundTrips > 0 {
+		return b.countRoundTrips(ctx, env, dbURL, []roundTripCase{
+			{"prepare", "/ops/execution/prepare", prepareBody, false},
+			{"prepare + Idempotency-Key", "/ops/execution/prepare", prepareBody, true},
+			{"binance test-order", "/ops/execution/binance/test-order", binanceBody, false},
+			{"binance test-order + Idempotency-Key", "/ops/execution/binance/test-order", binanceBody, true},
+			{"ibkr test-order", "/ops/execution/ibkr/test-order", ibkrBody, false},
+		})
+	}
+	return nil
+}
+
+// countOnce sends c n times, one at a time, as the users next gives, and
+// returns the round trips, transactions and writing transactions per
+// request the proxy counted.
+func (b *bench) countOnce(proxy *pgCounter, n int, next func() operator, c roundTripCase) (string, int) {
+	before := proxy.counts()
+	errs := 0
+	for range n {
+		if status, _, err := b.do(http.MethodPost, c.path, next().token, c.body); err != nil || status != http.StatusOK {
+			errs++
+		}
+	}
+	after := proxy.counts()
+	per := func(i int) float64 { return float64(after[i]-before[i]) / float64(n) }
+	return fmt.Sprintf("%.2f / %.2f / %.2f", per(0), per(1), per(2)), errs
+}
+
+// roundTripCase is a request whose database round trips are counted.
+type roundTripCase struct {
+	name, path, body string
+	keyed            bool
+}
+
+// countRoundTrips starts a second server (no projections, which poll the
+// database on their own) through a counting proxy and sends each case
+// o.roundTrips times, one at a time, after a warm-up that fills the
+// connections' statement caches.
+func (b *bench) countRoundTrips(ctx context.Context, env []string, dbURL string, cases []roundTripCase) error {
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		return err
+	}
+	proxy := &pgCounter{}
+	ln, err := testdb.Listen(u.Host, proxy.read)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	u.Host = ln.Addr()
+	q := u.Query()
+	q.Set("sslmode", "disable")
+	u.RawQuery = q.Encode()
+	env = append(env, "DATABASE_URL="+u.String()) // the later value wins
+	server, err := startServer(ctx, b.o, env, "", "--projections=off")
+	if err != nil {
+		return err
+	}
+	defer server.stop()
+	server.removeLog = !b.o.keep
+	b.base = server.base
+	fmt.Printf("\nround trips / transactions / writing transactions per request, one at a time:\n")
+	fmt.Printf("%-38s %-24s %s\n", "", "a user's first request", "a user's later requests")
+	fresh := 0 // users this server has not seen yet
+	for i, c := range cases {
+		b.keyed = c.keyed
+		// Warm-up: the pool's connections prepare their statements.
+		for range 20 {
+			_, _, _ = b.do(http.MethodPost, c.path, b.users[i].token, c.body)
+		}
+		// First requests: each from a user this server has not seen (no
+		// cached access state, no remembered execution state).
+		n := max(1, min(b.o.roundTrips, (len(b.users)-fresh)/len(cases)))
+		first, errs := b.countOnce(proxy, n, func() operator { fresh++; return b.users[len(b.users)-fresh] }, c)
+		// Later requests: one user, again and again, within model2's 50
+		// accepted orders a day (a rejected test order is not sent).
+		u := b.users[i]
+		if _, err := b.cpu.pool.Exec(ctx, `UPDATE execution_daily_usage SET orders = 0, notional = 0`); err != nil {
+			return err
+		}
+		for range 3 {
+			_, _, _ = b.do(http.MethodPost, c.path, u.token, c.body)
+		}
+		later, errs2 := b.countOnce(proxy, min(b.o.roundTrips, 40), func() operator { return u }, c)
+		note := ""
+		if errs+errs2 > 0 {
+			note = fmt.Sprintf("   (%d not 200)", errs+errs2)
+		}
+		fmt.Printf("%-38s %-24s %s%s\n", c.name, first, later, note)
 	}
 	return nil
 }
@@ -181,29 +329,44 @@ type server struct {
 	logFile *os.File
 	// removeLog: the run went well and the log is not to be kept.
 	removeLog bool
+	stopped   bool
 }
 
-func startServer(ctx context.Context, o options, dbURL, binanceURL string) (*server, error) {
+// serverEnv is the servers' environment: both servers of a run share the
+// keys, so the tokens and stored secrets work on either.
+func serverEnv(dbURL, binanceURL string) []string {
+	return slices.Clip(append(os.Environ(),
+		"DATABASE_URL="+dbURL,
+		"SECRET_KEY="+randomKey(),
+		"ENCRYPTION_KEY="+randomKey(),
+		"BINANCE_TESTNET_BASE_URL="+binanceURL,
+		"IBKR_BRIDGE_BASE_URL=",
+		"LOG_LEVEL=info",
+	))
+}
+
+// freeAddr is a loopback address nobody listens on just now.
+func freeAddr() string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return nil, err
+		panic(err)
 	}
-	addr := ln.Addr().String()
-	ln.Close()
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func startServer(ctx context.Context, o options, env []string, pprofAddr string, args ...string) (*server, error) {
+	addr := freeAddr()
 	logFile, err := os.CreateTemp("", "benchexec-serve-*.log")
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.CommandContext(ctx, o.bin, "serve")
-	cmd.Env = append(os.Environ(),
-		"DATABASE_URL="+dbURL,
-		"SECRET_KEY="+randomKey(),
-		"ENCRYPTION_KEY="+randomKey(),
-		"LISTEN_ADDR="+addr,
-		"BINANCE_TESTNET_BASE_URL="+binanceURL,
-		"IBKR_BRIDGE_BASE_URL=",
-		"LOG_LEVEL=info",
-	)
+	args = append([]string{"serve"}, args...)
+	if pprofAddr != "" {
+		args = append(args, "--pprof", pprofAddr)
+	}
+	cmd := exec.CommandContext(ctx, o.bin, args...)
+	cmd.Env = append(env, "LISTEN_ADDR="+addr)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w (run make build first)", o.bin, err)
@@ -225,6 +388,10 @@ func startServer(ctx context.Context, o options, dbURL, binanceURL string) (*ser
 }
 
 func (s *server) stop() {
+	if s.stopped {
+		return
+	}
+	s.stopped = true
 	_ = s.cmd.Process.Signal(os.Interrupt)
 	done := make(chan struct{})
 	go func() { _ = s.cmd.Wait(); close(done) }()
@@ -286,6 +453,9 @@ func (b *bench) createUsers(ctx context.Context, dbURL string, fake *fakebinance
 				return
 			}
 			b.users[i] = operator{email: email, token: token}
+			if i == 0 {
+				b.creds = binance.Credentials{APIKey: domain.NewSecret(key), Secret: domain.NewSecret(sec)}
+			}
 		}()
 	}
 	wg.Wait()
@@ -316,6 +486,9 @@ func (b *bench) do(method, path, token, body string) (int, string, error) {
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("Authorization", "Bearer "+token)
+	if b.keyed && method == http.MethodPost {
+		req.Header.Set("Idempotency-Key", fmt.Sprintf("benchexec-%d", b.keys.Add(1)))
+	}
 	resp, err := b.client.Do(req)
 	if err != nil {
 		return 0, "", err
@@ -331,6 +504,7 @@ type result struct {
 	lat       []time.Duration
 	elapsed   time.Duration
 	firstErr  string
+	cpu       cpuUsage
 }
 
 func (r *result) add(d time.Duration, status int, body string, err error) {
@@ -434,6 +608,11 @@ func (b *bench) saturate(ctx context.Context, req request) *result {
 	return r
 }
 
+// summary is the percentiles and the CPU per request.
+func (r *result) summary() string {
+	return r.percentiles() + "   " + r.cpu.per(r.n)
+}
+
 func (r *result) rate() float64 { return float64(r.n) / r.elapsed.Seconds() }
 
 // baseline is the prepare's writes in plain SQL, on scratch copies of the
@@ -443,9 +622,15 @@ type baseline struct {
 	users   []string
 	next    atomic.Int64
 	payload []byte
+	binance *binance.Client
+	creds   binance.Credentials
 }
 
-func newBaseline(ctx context.Context, dbURL string, b *bench) (*baseline, error) {
+func newBaseline(ctx context.Context, dbURL string, b *bench, binanceURL string) (*baseline, error) {
+	client, err := binance.New(binance.Config{BaseURL: binanceURL})
+	if err != nil {
+		return nil, err
+	}
 	cfg, err := pgxpool.ParseConfig(dbURL)
 	if err != nil {
 		return nil, err
@@ -476,7 +661,7 @@ func newBaseline(ctx context.Context, dbURL string, b *bench) (*baseline, error)
 		pool.Close()
 		return nil, err
 	}
-	return &baseline{pool: pool, users: ids, payload: []byte(payload)}, nil
+	return &baseline{pool: pool, users: ids, payload: []byte(payload), binance: client, creds: b.creds}, nil
 }
 
 func (bl *baseline) close() { bl.pool.Close() }
@@ -512,6 +697,24 @@ func (bl *baseline) tx() (int, string, error) {
 		return err
 	})
 	if err != nil {
+		return 0, "", err
+	}
+	return http.StatusOK, "", nil
+}
+
+// testOrder is a test order's work in plain code: the decision's
+// transaction (tx), the signed order/test to the fake Binance through the
+// adapter's client, and the outcome appended in a second durable commit.
+func (bl *baseline) testOrder() (int, string, error) {
+	if status, body, err := bl.tx(); err != nil {
+		return status, body, err
+	}
+	ctx := context.Background()
+	if _, err := bl.binance.TestOrder(ctx, bl.creds, binance.Order{Symbol: "BTCUSDT", Side: "BUY", Type: "MARKET", Quantity: decimal.RequireFromString("0.01")}); err != nil {
+		return 0, "", err
+	}
+	if _, err := bl.pool.Exec(ctx, `INSERT INTO bench_events (uuid, payload, metadata, transaction_id, stream_id, stream_version, event_type, recorded_at)
+		VALUES (gen_random_uuid()::text, '{}', '{}', pg_current_xact_id(), 'execution-' || gen_random_uuid(), 2, 'execution.binance.test_order.success', now())`); err != nil {
 		return 0, "", err
 	}
 	return http.StatusOK, "", nil

@@ -11,8 +11,9 @@ import (
 // fault test can make "the database" vanish without touching the server
 // other tests and CI use.
 type Proxy struct {
-	ln     net.Listener
-	target string
+	ln         net.Listener
+	target     string
+	fromServer func(client, server net.Conn)
 
 	mu    sync.Mutex
 	down  bool
@@ -23,14 +24,31 @@ type Proxy struct {
 // ("host:port"). It is closed when the test ends.
 func NewProxy(t testing.TB, target string) *Proxy {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := Listen(target, nil)
 	if err != nil {
 		t.Fatalf("proxy: %v", err)
 	}
-	p := &Proxy{ln: ln, target: target}
-	go p.accept()
-	t.Cleanup(func() { ln.Close(); p.Cut() })
+	t.Cleanup(p.Close)
 	return p
+}
+
+// Listen starts a proxy outside a test (Close stops it). fromServer, when
+// set, forwards what the server sends to the client instead of a plain copy:
+// a benchmark reads the wire protocol on the way (internal/benchexec).
+func Listen(target string, fromServer func(client, server net.Conn)) (*Proxy, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	p := &Proxy{ln: ln, target: target, fromServer: fromServer}
+	go p.accept()
+	return p, nil
+}
+
+// Close stops listening and drops every open connection.
+func (p *Proxy) Close() {
+	p.ln.Close()
+	p.Cut()
 }
 
 // Addr is the proxy's "host:port".
@@ -75,8 +93,16 @@ func (p *Proxy) accept() {
 		p.mu.Lock()
 		p.conns = append(p.conns, c, up)
 		p.mu.Unlock()
-		go pipe(c, up)
 		go pipe(up, c)
+		if p.fromServer == nil {
+			go pipe(c, up)
+			continue
+		}
+		go func() {
+			p.fromServer(c, up)
+			c.Close()
+			up.Close()
+		}()
 	}
 }
 
