@@ -9,7 +9,13 @@ type metrics struct {
 	lagEvents   *prometheus.GaugeVec
 	lagSeconds  *prometheus.GaugeVec
 	quarantined *prometheus.GaugeVec
+	state       *prometheus.GaugeVec
 }
+
+// states are the values of Status.State; the state gauge has one series
+// per state, 1 for the current one (Prometheus' enum convention), so a
+// dashboard or the console sees "failing" or "stale", not only the lag.
+var states = []string{"not started", "live", "catching up", "failing", "stale"}
 
 // newMetrics builds the runner's metrics and registers them on reg (nil:
 // kept unregistered, for runners nobody scrapes).
@@ -41,9 +47,24 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "tradeops_projection_quarantined_events",
 			Help: "Poison events the projection skipped (see `tradeops projections status`).",
 		}, label),
+		state: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "tradeops_projection_state",
+			Help: "1 for the projection's current state (live, catching up, failing, stale, not started), 0 for the others.",
+		}, []string{"projection", "state"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.applied, m.errors, m.batch, m.lagEvents, m.lagSeconds, m.quarantined)
+		reg.MustRegister(m.applied, m.errors, m.batch, m.lagEvents, m.lagSeconds, m.quarantined, m.state)
 	}
 	return m
+}
+
+// setState marks state as projection's current one.
+func (m *metrics) setState(projection, state string) {
+	for _, s := range states {
+		v := 0.0
+		if s == state {
+			v = 1
+		}
+		m.state.WithLabelValues(projection, s).Set(v)
+	}
 }

@@ -229,7 +229,7 @@ func (r *Runner) recordError(ctx context.Context, name string, err error) {
 	_, _ = r.pool.Exec(ctx, `UPDATE projection_checkpoints SET last_error = $2 WHERE name = $1`, name, msg)
 }
 
-// refreshGauges updates the lag and quarantine gauges every second.
+// refreshGauges updates the lag, quarantine and state gauges every second.
 func (r *Runner) refreshGauges(ctx context.Context) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
@@ -247,6 +247,7 @@ func (r *Runner) refreshGauges(ctx context.Context) {
 			r.metrics.lagEvents.WithLabelValues(s.Name).Set(float64(s.LagEvents))
 			r.metrics.lagSeconds.WithLabelValues(s.Name).Set(s.LagSeconds)
 			r.metrics.quarantined.WithLabelValues(s.Name).Set(float64(s.Quarantined))
+			r.metrics.setState(s.Name, s.State)
 		}
 	}
 }

@@ -129,16 +129,20 @@ func TestSystemicFailuresAreRetriedNotQuarantined(t *testing.T) {
 	}
 	env.waitVisible(t)
 	ps := []Projection{indigestible{}}
-	env.run(t, ps)
+	reg := prometheus.NewRegistry()
+	env.run(t, ps, WithMetrics(reg))
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		s, err := ReadStatus(context.Background(), env.pool, ps)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if s[0].State == "failing" {
+		if s[0].State == "failing" && stateGauge(t, reg, "indigestible", "failing") == 1 {
 			if s[0].Checkpoint != eventstore.Start || s[0].Quarantined != 0 || s[0].LagEvents != 5 {
 				t.Fatalf("a failing projection moved on: %+v", s[0])
+			}
+			if live := stateGauge(t, reg, "indigestible", "live"); live != 0 {
+				t.Fatalf("state gauge: failing and live=%v", live)
 			}
 			t.Logf("failing: %s", s[0].LastError)
 			break
@@ -153,6 +157,28 @@ func TestSystemicFailuresAreRetriedNotQuarantined(t *testing.T) {
 	if n := env.count(t, `SELECT count(*) FROM indigestible`); n != 5 {
 		t.Fatalf("after recovery: %d events", n)
 	}
+	for deadline := time.Now().Add(5 * time.Second); stateGauge(t, reg, "indigestible", "live") != 1; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the state gauge never showed live after recovery")
+		}
+	}
+}
+
+// stateGauge reads tradeops_projection_state for one projection and state.
+func stateGauge(t testing.TB, reg *prometheus.Registry, projection, state string) float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		for _, m := range f.GetMetric() {
+			if f.GetName() == "tradeops_projection_state" && m.GetLabel()[0].GetValue() == projection && m.GetLabel()[1].GetValue() == state {
+				return m.GetGauge().GetValue()
+			}
+		}
+	}
+	return -1
 }
 
 func TestLiveLagUnderLoad(t *testing.T) {

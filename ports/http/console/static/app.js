@@ -576,20 +576,23 @@ $('risk-form').addEventListener('submit', (ev) => {
 
 // ---------------------------------------------------------------- projections (admin)
 
-// The projections' lag comes from this server's Prometheus metrics, which
-// the runner refreshes every second; the state is derived from the lag.
+// The projections' state and lag come from this server's Prometheus
+// metrics, which the runner refreshes every second (the state gauge is 1
+// for the current state: live, catching up, failing, stale, not started).
 async function loadProjections() {
   const text = await api('GET', '/metrics', {auth: false});
   const byName = {};
   for (const line of text.split('\n')) {
     const m = /^tradeops_projection_(lag_events|lag_seconds|quarantined_events|applied_events_total|errors_total)\{projection="([^"]+)"\} (\S+)$/.exec(line);
     if (m) (byName[m[2]] ||= {})[m[1]] = Number(m[3]);
+    const st = /^tradeops_projection_state\{projection="([^"]+)",state="([^"]+)"\} 1$/.exec(line);
+    if (st) (byName[st[1]] ||= {}).state = st[2];
   }
   const names = Object.keys(byName).sort();
   fillRows($('projections-table').tBodies[0], names.length === 0 ? [[el('td', {colSpan: 7}, 'This server runs no projections (serve --projections=off).')]] :
     names.map((n) => {
       const p = byName[n];
-      const state = p.lag_events === undefined ? 'starting' : p.lag_events > 0 ? 'catching up' : 'live';
+      const state = p.state ?? 'starting';
       return [n, state, p.lag_events ?? '', p.lag_seconds === undefined ? '' : p.lag_seconds.toFixed(3), p.quarantined_events ?? '',
         p.applied_events_total ?? 0, p.errors_total ?? 0];
     }));
