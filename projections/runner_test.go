@@ -103,16 +103,24 @@ func TestPoisonEventsAreQuarantinedAndEverythingElseGoesOn(t *testing.T) {
 	}
 }
 
-// gaugeValue reads one labelled series of a registered gauge vector.
-func gaugeValue(t testing.TB, reg *prometheus.Registry, name, projection string) float64 {
+// gaugeValue reads the series of a registered gauge vector whose label
+// values are labels, in order (-1 when there is none).
+func gaugeValue(t testing.TB, reg *prometheus.Registry, name string, labels ...string) float64 {
 	t.Helper()
 	families, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
 		for _, m := range f.GetMetric() {
-			if f.GetName() == name && m.GetLabel()[0].GetValue() == projection {
+			got := make([]string, 0, len(m.GetLabel()))
+			for _, l := range m.GetLabel() {
+				got = append(got, l.GetValue())
+			}
+			if slices.Equal(got, labels) {
 				return m.GetGauge().GetValue()
 			}
 		}
@@ -137,11 +145,11 @@ func TestSystemicFailuresAreRetriedNotQuarantined(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if s[0].State == "failing" && stateGauge(t, reg, "indigestible", "failing") == 1 {
+		if s[0].State == "failing" && gaugeValue(t, reg, "tradeops_projection_state", "indigestible", "failing") == 1 {
 			if s[0].Checkpoint != eventstore.Start || s[0].Quarantined != 0 || s[0].LagEvents != 5 {
 				t.Fatalf("a failing projection moved on: %+v", s[0])
 			}
-			if live := stateGauge(t, reg, "indigestible", "live"); live != 0 {
+			if live := gaugeValue(t, reg, "tradeops_projection_state", "indigestible", "live"); live != 0 {
 				t.Fatalf("state gauge: failing and live=%v", live)
 			}
 			t.Logf("failing: %s", s[0].LastError)
@@ -157,29 +165,13 @@ func TestSystemicFailuresAreRetriedNotQuarantined(t *testing.T) {
 	if n := env.count(t, `SELECT count(*) FROM indigestible`); n != 5 {
 		t.Fatalf("after recovery: %d events", n)
 	}
-	for deadline := time.Now().Add(5 * time.Second); stateGauge(t, reg, "indigestible", "live") != 1; time.Sleep(50 * time.Millisecond) {
+	for deadline := time.Now().Add(5 * time.Second); gaugeValue(t, reg, "tradeops_projection_state", "indigestible", "live") != 1; time.Sleep(50 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("the state gauge never showed live after recovery")
 		}
 	}
 }
 
-// stateGauge reads tradeops_projection_state for one projection and state.
-func stateGauge(t testing.TB, reg *prometheus.Registry, projection, state string) float64 {
-	t.Helper()
-	families, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range families {
-		for _, m := range f.GetMetric() {
-			if f.GetName() == "tradeops_projection_state" && m.GetLabel()[0].GetValue() == projection && m.GetLabel()[1].GetValue() == state {
-				return m.GetGauge().GetValue()
-			}
-		}
-	}
-	return -1
-}
 
 func TestLiveLagUnderLoad(t *testing.T) {
 	env := newEnv(t)
