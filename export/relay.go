@@ -128,11 +128,15 @@ func sleep(ctx context.Context, d time.Duration) {
 func (r *Relay) session(ctx context.Context, log *slog.Logger) (progressed bool, err error) {
 	// Connect and check the stream before the lock, so that a relay
 	// waiting for the lock still reports bad credentials or permissions.
-	b, err := dial(r.cfg, (windows+1)*r.batch, r.ackTimeout)
+	b, err := dial(r.cfg)
 	if err != nil {
 		return false, err
 	}
 	defer b.close()
+	pub, err := newPublisher(b.nc)
+	if err != nil {
+		return false, err
+	}
 	s, err := b.ensureStream(ctx, r.cfg)
 	if err != nil {
 		return false, err
@@ -151,7 +155,7 @@ func (r *Relay) session(ctx context.Context, log *slog.Logger) (progressed bool,
 	if err != nil {
 		return false, err
 	}
-	return r.pump(ctx, l, b, cp)
+	return r.pump(ctx, l, pub, cp)
 }
 
 // reconcile returns where to resume: after the stream's last message,
@@ -207,21 +211,10 @@ func (r *Relay) reconcile(ctx context.Context, l *lock, b *broker, s jetstream.S
 	return next, nil
 }
 
-// noRetry turns off nats.go's automatic re-send of an unanswered async
-// publish: it re-sends after later messages, out of order.
-var noRetry = []jetstream.PublishOpt{jetstream.WithRetryAttempts(0)}
-
 // windows is how many batches may wait for their acks while the next one
 // is read and published: the broker's round trip (and its disk) overlap
 // reading and encoding.
 const windows = 4
-
-// window is one batch published and not yet acknowledged.
-type window struct {
-	futures   []jetstream.PubAckFuture
-	ids       []string
-	positions []eventstore.Position
-}
 
 // pump publishes batch after batch, each message chained to the one before:
 // the first of a session expects the stream's last sequence, every other
@@ -230,10 +223,11 @@ type window struct {
 // stream keeps store order. While batches wait for their acks the next one
 // is read (one batch ahead, readAhead) and published; the checkpoint moves
 // once a whole batch is acked.
-func (r *Relay) pump(ctx context.Context, l *lock, b *broker, cp Checkpoint) (progressed bool, err error) {
+func (r *Relay) pump(ctx context.Context, l *lock, pub *publisher, cp Checkpoint) (progressed bool, err error) {
 	var (
 		red      projections.Redactor
 		enc      eventstore.LineEncoder
+		msg      = nats.Msg{Header: nats.Header{}} // reused: publish copies it out
 		prevID   string
 		inflight []*window // oldest first
 	)
@@ -254,7 +248,7 @@ func (r *Relay) pump(ctx context.Context, l *lock, b *broker, cp Checkpoint) (pr
 		if len(events) == 0 {
 			switch {
 			case len(inflight) > 0:
-				if err := r.settle(ctx, l, inflight[0], &cp); err != nil {
+				if err := r.settle(ctx, l, pub, inflight[0], &cp); err != nil {
 					return progressed, err
 				}
 				inflight, progressed = inflight[1:], true
@@ -263,28 +257,25 @@ func (r *Relay) pump(ctx context.Context, l *lock, b *broker, cp Checkpoint) (pr
 			}
 			continue
 		}
-		w := &window{futures: make([]jetstream.PubAckFuture, 0, len(events)), ids: make([]string, 0, len(events)),
-			positions: make([]eventstore.Position, 0, len(events))}
+		w := pub.open(len(events), r.ackTimeout)
 		for i := range events {
 			e := &events[i]
-			msg, err := r.message(e, &red, &enc)
-			if err != nil {
+			if err := r.message(&msg, e, &red, &enc); err != nil {
 				return progressed, err
 			}
 			if prevID == "" {
-				msg.Header.Set(jetstream.ExpectedLastSeqHeader, formatSeq(cp.StreamSeq))
+				setHeader(msg.Header, jetstream.ExpectedLastSeqHeader, formatSeq(cp.StreamSeq))
 			} else {
-				msg.Header.Set(jetstream.ExpectedLastMsgIDHeader, prevID)
+				delete(msg.Header, jetstream.ExpectedLastSeqHeader)
+				setHeader(msg.Header, jetstream.ExpectedLastMsgIDHeader, prevID)
 			}
-			f, err := b.js.PublishMsgAsync(msg, noRetry...)
-			if err != nil {
+			if err := pub.publish(w, &msg, e.ID, e.Position); err != nil {
 				return progressed, fmt.Errorf("publish event %s at %s: %w", e.ID, e.Position, err)
 			}
-			w.futures, w.ids, w.positions = append(w.futures, f), append(w.ids, e.ID), append(w.positions, e.Position)
 			prevID = e.ID
 		}
 		if inflight = append(inflight, w); len(inflight) > windows {
-			if err := r.settle(ctx, l, inflight[0], &cp); err != nil {
+			if err := r.settle(ctx, l, pub, inflight[0], &cp); err != nil {
 				return progressed, err
 			}
 			inflight, progressed = inflight[1:], true
@@ -326,24 +317,25 @@ func (r *Relay) readAhead(ctx context.Context, after eventstore.Position) <-chan
 	return out
 }
 
-// message builds e's message: the replay line of e with its payload
-// redacted as in the audit log, on the subject of its type.
-func (r *Relay) message(e *eventstore.Event, red *projections.Redactor, enc *eventstore.LineEncoder) (*nats.Msg, error) {
+// message makes msg e's message: the replay line of e with its payload
+// redacted as in the audit log, on the subject of its type. msg is reused
+// from one event to the next (its header map too): publish copies it into
+// the connection's write buffer, and nothing re-sends it (the connection
+// never reconnects).
+func (r *Relay) message(msg *nats.Msg, e *eventstore.Event, red *projections.Redactor, enc *eventstore.LineEncoder) error {
 	data, err := red.Redact(e.Data)
 	if err != nil {
-		return nil, fmt.Errorf("event %s at %s: payload: %w", e.ID, e.Position, err)
+		return fmt.Errorf("event %s at %s: payload: %w", e.ID, e.Position, err)
 	}
 	redacted := *e
 	redacted.Data = data
 	line, err := enc.Encode(&redacted)
 	if err != nil {
-		return nil, fmt.Errorf("event %s at %s: %w", e.ID, e.Position, err)
+		return fmt.Errorf("event %s at %s: %w", e.ID, e.Position, err)
 	}
-	// The body is the encoder's buffer, not a copy: PublishMsgAsync copies
-	// it into the connection's write buffer before the next Encode (and
-	// nothing re-sends it: retries are off and the connection never
-	// reconnects).
-	return &nats.Msg{Subject: r.cfg.Subject(e.Type), Header: header(e), Data: line}, nil
+	msg.Subject, msg.Data = r.cfg.Subject(e.Type), line
+	setEventHeaders(msg.Header, e)
+	return nil
 }
 
 // settle waits for every ack of w, then moves the checkpoint to w's last
@@ -355,31 +347,36 @@ func (r *Relay) message(e *eventstore.Event, red *projections.Redactor, enc *eve
 // the chain — the broker drops it without making it the last message, so
 // the next one is refused — and each session must get at least one
 // message further.
-func (r *Relay) settle(ctx context.Context, l *lock, w *window, cp *Checkpoint) error {
+func (r *Relay) settle(ctx context.Context, l *lock, pub *publisher, w *window, cp *Checkpoint) error {
+	acks := pub.wait(w, ctx.Done())
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	stored := 0
-	for i, f := range w.futures {
-		select {
-		case ack := <-f.Ok():
-			if ack.Duplicate {
-				r.metrics.duplicates.Inc()
-			} else {
-				stored++
-				cp.StreamSeq = ack.Sequence
-			}
-		case err := <-f.Err():
-			err = fmt.Errorf("the broker did not store event %s (message %d of a batch of %d); it and the rest of the batch will be published again: %w",
-				w.ids[i], i+1, len(w.futures), err)
-			if i > 0 {
-				cp.Position = w.positions[i-1]
-				if serr := saveCheckpoint(ctx, l.conn, r.cfg.Stream, *cp, stored); serr != nil {
-					return errors.Join(err, serr)
-				}
-				r.metrics.published.Add(float64(stored))
-			}
-			return err
-		case <-ctx.Done():
-			return ctx.Err()
+	for i, a := range acks {
+		switch {
+		case a.err == nil && a.answered && a.duplicate:
+			r.metrics.duplicates.Inc()
+			continue
+		case a.err == nil && a.answered:
+			stored++
+			cp.StreamSeq = a.seq
+			continue
 		}
+		cause := a.err
+		if cause == nil {
+			cause = fmt.Errorf("no acknowledgement within %s", r.ackTimeout)
+		}
+		err := fmt.Errorf("the broker did not store event %s (message %d of a batch of %d); it and the rest of the batch will be published again: %w",
+			w.ids[i], i+1, len(acks), cause)
+		if i > 0 {
+			cp.Position = w.positions[i-1]
+			if serr := saveCheckpoint(ctx, l.conn, r.cfg.Stream, *cp, stored); serr != nil {
+				return errors.Join(err, serr)
+			}
+			r.metrics.published.Add(float64(stored))
+		}
+		return err
 	}
 	cp.Position = w.positions[len(w.positions)-1]
 	if err := saveCheckpoint(ctx, l.conn, r.cfg.Stream, *cp, stored); err != nil {
