@@ -147,12 +147,12 @@ func (p *publisher) wait(w *window, stop <-chan struct{}) []pubAck {
 	return w.acks[:len(w.ids)]
 }
 
-// ackFast is how the server starts an ack: `{"stream":"S","seq":N` then
-// optionally `,"domain":"D"`, `,"duplicate":true`.
+// An ack as nats-server writes it: `{"stream":"S", "seq":N}`, maybe with
+// `,"domain":"D"` and `,"duplicate": true` after the sequence.
 var (
-	ackFast      = []byte(`{"stream":"`)
-	ackSeq       = []byte(`","seq":`)
-	ackDuplicate = []byte(`"duplicate":true`)
+	ackStream    = []byte(`{"stream":"`)
+	ackSeq       = []byte(`"seq":`)
+	ackDuplicate = []byte(`"duplicate":`)
 	ackError     = []byte(`"error"`)
 )
 
@@ -164,17 +164,8 @@ func parseAck(m *nats.Msg) pubAck {
 		// A status without a body: 503 when no stream captures the subject.
 		return pubAck{answered: true, err: fmt.Errorf("no JetStream answer (status %s %s)", m.Header.Get("Status"), m.Header.Get("Description"))}
 	}
-	if bytes.HasPrefix(d, ackFast) && !bytes.Contains(d, ackError) {
-		if k := bytes.Index(d, ackSeq); k > 0 {
-			n := k + len(ackSeq)
-			end := n
-			for end < len(d) && d[end] >= '0' && d[end] <= '9' {
-				end++
-			}
-			if seq, err := strconv.ParseUint(string(d[n:end]), 10, 64); err == nil {
-				return pubAck{answered: true, seq: seq, duplicate: bytes.Contains(d[end:], ackDuplicate)}
-			}
-		}
+	if a, ok := parseAckFast(d); ok {
+		return a
 	}
 	var r struct {
 		Stream    string `json:"stream"`
@@ -195,4 +186,30 @@ func parseAck(m *nats.Msg) pubAck {
 		return pubAck{answered: true, err: fmt.Errorf("invalid JetStream ack %q", d)}
 	}
 	return pubAck{answered: true, seq: r.Seq, duplicate: r.Duplicate}
+}
+
+// parseAckFast reads a successful ack of the usual shape; ok is false for
+// anything else (an error, an unexpected layout).
+func parseAckFast(d []byte) (a pubAck, ok bool) {
+	if !bytes.HasPrefix(d, ackStream) || bytes.Contains(d, ackError) {
+		return a, false
+	}
+	k := bytes.Index(d, ackSeq)
+	if k < 0 {
+		return a, false
+	}
+	rest := bytes.TrimLeft(d[k+len(ackSeq):], " ")
+	n := 0
+	for n < len(rest) && rest[n] >= '0' && rest[n] <= '9' {
+		n++
+	}
+	seq, err := strconv.ParseUint(string(rest[:n]), 10, 64)
+	if err != nil {
+		return a, false
+	}
+	a = pubAck{answered: true, seq: seq}
+	if k := bytes.Index(rest[n:], ackDuplicate); k >= 0 {
+		a.duplicate = bytes.HasPrefix(bytes.TrimLeft(rest[n+k+len(ackDuplicate):], " "), []byte("true"))
+	}
+	return a, true
 }
