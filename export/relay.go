@@ -44,7 +44,8 @@ type Option func(*Relay)
 func WithBatchSize(n int) Option { return func(r *Relay) { r.batch = n } }
 
 // WithPollInterval sets how often an idle relay looks for new events
-// (default 10ms): the export's live lag is about this interval.
+// (default 10ms); right after events it looks sooner (readAhead), so the
+// export's live lag is well under this interval.
 func WithPollInterval(d time.Duration) Option { return func(r *Relay) { r.poll = d } }
 
 // WithAckTimeout fails a publish the broker has not acknowledged after d
@@ -211,6 +212,10 @@ func (r *Relay) reconcile(ctx context.Context, l *lock, b *broker, s jetstream.S
 	return next, nil
 }
 
+// quickPolls divides the poll interval for the first empty read after
+// events (readAhead).
+const quickPolls = 8
+
 // windows is how many batches may wait for their acks while the next one
 // is read and published: the broker's round trip (and its disk) overlap
 // reading and encoding.
@@ -292,11 +297,18 @@ type readBatch struct {
 
 // readAhead reads batch after batch from after on its own goroutine, one
 // batch ahead of the publisher, so that the database's work overlaps the
-// encoding and publishing. An empty batch says "caught up" (then it waits
-// the poll interval); an error ends it. It stops when ctx ends.
+// encoding and publishing. An empty batch says "caught up"; an error ends
+// it. It stops when ctx ends.
+//
+// Caught up, it polls: nothing tells a reader when the xmin horizon passes
+// an event (a NOTIFY at commit would come before the event is readable, and
+// would serialize every append's commit). Right after events it looks again
+// after poll/quickPolls, doubling the wait on each empty read up to poll: a
+// live stream is followed closely, an idle one costs one read per poll.
 func (r *Relay) readAhead(ctx context.Context, after eventstore.Position) <-chan readBatch {
 	out := make(chan readBatch, 1)
 	go func() {
+		wait := r.poll
 		for {
 			events, err := r.events.Read(ctx, after, r.batch, eventstore.Filter{})
 			select {
@@ -308,10 +320,11 @@ func (r *Relay) readAhead(ctx context.Context, after eventstore.Position) <-chan
 				return
 			}
 			if len(events) == 0 {
-				sleep(ctx, r.poll)
+				sleep(ctx, wait)
+				wait = min(2*wait, r.poll)
 				continue
 			}
-			after = events[len(events)-1].Position
+			after, wait = events[len(events)-1].Position, r.poll/quickPolls
 		}
 	}()
 	return out
