@@ -227,7 +227,7 @@ const windows = 4
 // broker refuses one, it refuses every later one of the window too and the
 // stream keeps store order. While batches wait for their acks the next one
 // is read (one batch ahead, readAhead) and published; the checkpoint moves
-// once a whole batch is acked.
+// once a whole batch is acked (saved at most every checkpointEvery).
 func (r *Relay) pump(ctx context.Context, l *lock, pub *publisher, cp Checkpoint) (progressed bool, err error) {
 	var (
 		red      projections.Redactor
@@ -235,7 +235,17 @@ func (r *Relay) pump(ctx context.Context, l *lock, pub *publisher, cp Checkpoint
 		msg      = nats.Msg{Header: nats.Header{}} // reused: publish copies it out
 		prevID   string
 		inflight []*window // oldest first
+		p        = progress{cp: cp, saved: time.Now()}
 	)
+	defer func() {
+		if p.dirty { // acknowledged progress not saved yet: save it on the way out
+			saveCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+			defer cancel()
+			if serr := r.save(saveCtx, l, &p); serr != nil && err == nil && ctx.Err() == nil {
+				err = serr
+			}
+		}
+	}()
 	readCtx, stopReading := context.WithCancel(ctx)
 	defer stopReading()
 	batches := r.readAhead(readCtx, cp.Position)
@@ -253,12 +263,16 @@ func (r *Relay) pump(ctx context.Context, l *lock, pub *publisher, cp Checkpoint
 		if len(events) == 0 {
 			switch {
 			case len(inflight) > 0:
-				if err := r.settle(ctx, l, pub, inflight[0], &cp); err != nil {
+				if err := r.settle(ctx, l, pub, inflight[0], &p); err != nil {
 					return progressed, err
 				}
 				inflight, progressed = inflight[1:], true
 			case r.once:
-				return progressed, nil
+				return progressed, nil // the deferred save writes the checkpoint
+			default:
+				if err := r.saveDue(ctx, l, &p); err != nil {
+					return progressed, err
+				}
 			}
 			continue
 		}
@@ -269,7 +283,7 @@ func (r *Relay) pump(ctx context.Context, l *lock, pub *publisher, cp Checkpoint
 				return progressed, err
 			}
 			if prevID == "" {
-				setHeader(msg.Header, jetstream.ExpectedLastSeqHeader, formatSeq(cp.StreamSeq))
+				setHeader(msg.Header, jetstream.ExpectedLastSeqHeader, formatSeq(p.cp.StreamSeq))
 			} else {
 				delete(msg.Header, jetstream.ExpectedLastSeqHeader)
 				setHeader(msg.Header, jetstream.ExpectedLastMsgIDHeader, prevID)
@@ -280,12 +294,44 @@ func (r *Relay) pump(ctx context.Context, l *lock, pub *publisher, cp Checkpoint
 			prevID = e.ID
 		}
 		if inflight = append(inflight, w); len(inflight) > windows {
-			if err := r.settle(ctx, l, pub, inflight[0], &cp); err != nil {
+			if err := r.settle(ctx, l, pub, inflight[0], &p); err != nil {
 				return progressed, err
 			}
 			inflight, progressed = inflight[1:], true
 		}
 	}
+}
+
+// checkpointEvery bounds how often a live relay writes its checkpoint: at
+// 200 events/s a batch holds an event or two, and a write per batch costs
+// the database more than reading them. Where a restarted relay resumes is
+// the broker's stream's last message, not the checkpoint (reconcile), so a
+// checkpoint this much behind only makes `export status` that much stale.
+const checkpointEvery = 100 * time.Millisecond
+
+// progress is the checkpoint as acknowledged by the broker, and what of it
+// is not saved yet.
+type progress struct {
+	cp      Checkpoint
+	unsaved int  // events stored by the broker since the last save
+	dirty   bool // cp moved since the last save
+	saved   time.Time
+}
+
+// saveDue saves p if it moved and the last save is checkpointEvery old.
+func (r *Relay) saveDue(ctx context.Context, l *lock, p *progress) error {
+	if !p.dirty || time.Since(p.saved) < checkpointEvery {
+		return nil
+	}
+	return r.save(ctx, l, p)
+}
+
+func (r *Relay) save(ctx context.Context, l *lock, p *progress) error {
+	if err := saveCheckpoint(ctx, l.conn, r.cfg.Stream, p.cp, p.unsaved); err != nil {
+		return err
+	}
+	p.unsaved, p.dirty, p.saved = 0, false, time.Now()
+	return nil
 }
 
 // readBatch is one read of the stream: events (none when caught up) or
@@ -352,28 +398,28 @@ func (r *Relay) message(msg *nats.Msg, e *eventstore.Event, red *projections.Red
 }
 
 // settle waits for every ack of w, then moves the checkpoint to w's last
-// event. A refused or unanswered publish ends the session: the messages
-// after it were refused with it (chained), and the next session resumes
-// after the stream's last message. The checkpoint still moves past the
-// messages acknowledged before it: when the stream's last message is gone
-// (and the checkpoint is what the next session trusts), a duplicate breaks
-// the chain — the broker drops it without making it the last message, so
-// the next one is refused — and each session must get at least one
-// message further.
-func (r *Relay) settle(ctx context.Context, l *lock, pub *publisher, w *window, cp *Checkpoint) error {
+// event (saved when due). A refused or unanswered publish ends the session:
+// the messages after it were refused with it (chained), and the next
+// session resumes after the stream's last message. The checkpoint still
+// moves past the messages acknowledged before it, saved at once: when the
+// stream's last message is gone (and the checkpoint is what the next
+// session trusts), a duplicate breaks the chain — the broker drops it
+// without making it the last message, so the next one is refused — and
+// each session must get at least one message further.
+func (r *Relay) settle(ctx context.Context, l *lock, pub *publisher, w *window, p *progress) error {
 	acks := pub.wait(w, ctx.Done())
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	stored := 0
 	for i, a := range acks {
 		switch {
 		case a.err == nil && a.answered && a.duplicate:
 			r.metrics.duplicates.Inc()
 			continue
 		case a.err == nil && a.answered:
-			stored++
-			cp.StreamSeq = a.seq
+			p.unsaved++
+			p.cp.StreamSeq = a.seq
+			r.metrics.published.Inc()
 			continue
 		}
 		cause := a.err
@@ -383,18 +429,13 @@ func (r *Relay) settle(ctx context.Context, l *lock, pub *publisher, w *window, 
 		err := fmt.Errorf("the broker did not store event %s (message %d of a batch of %d); it and the rest of the batch will be published again: %w",
 			w.ids[i], i+1, len(acks), cause)
 		if i > 0 {
-			cp.Position = w.positions[i-1]
-			if serr := saveCheckpoint(ctx, l.conn, r.cfg.Stream, *cp, stored); serr != nil {
+			p.cp.Position, p.dirty = w.positions[i-1], true
+			if serr := r.save(ctx, l, p); serr != nil {
 				return errors.Join(err, serr)
 			}
-			r.metrics.published.Add(float64(stored))
 		}
 		return err
 	}
-	cp.Position = w.positions[len(w.positions)-1]
-	if err := saveCheckpoint(ctx, l.conn, r.cfg.Stream, *cp, stored); err != nil {
-		return err
-	}
-	r.metrics.published.Add(float64(stored))
-	return nil
+	p.cp.Position, p.dirty = w.positions[len(w.positions)-1], true
+	return r.saveDue(ctx, l, p)
 }
