@@ -27,8 +27,9 @@ import (
 type publisher struct {
 	nc     *nats.Conn
 	sub    *nats.Subscription
-	prefix string // the replies' subject prefix, "<inbox>."
-	reply  []byte // the reply subject under construction, reused
+	prefix string           // the replies' subject prefix, "<inbox>."
+	reply  []byte           // the reply subject under construction, reused
+	closed chan nats.Status // reports the connection closing: no ack will come
 
 	mu      sync.Mutex
 	windows map[uint64]*window // by id, until settled
@@ -57,7 +58,7 @@ type pubAck struct {
 }
 
 func newPublisher(nc *nats.Conn) (*publisher, error) {
-	p := &publisher{nc: nc, prefix: nc.NewInbox() + ".", windows: map[uint64]*window{}}
+	p := &publisher{nc: nc, prefix: nc.NewInbox() + ".", windows: map[uint64]*window{}, closed: nc.StatusChanged(nats.CLOSED)}
 	sub, err := nc.Subscribe(p.prefix+"*.*", p.answer)
 	if err != nil {
 		return nil, fmt.Errorf("subscribe to publish acks: %w", err)
@@ -125,8 +126,8 @@ func (p *publisher) answer(m *nats.Msg) {
 }
 
 // wait returns w's acks once every published message is answered, its
-// deadline passed or stop is closed (unanswered ones are not answered).
-// It is called once, after the last publish into w.
+// deadline passed, the connection closed or stop is closed (unanswered
+// ones are not answered). It is called once, after the last publish into w.
 func (p *publisher) wait(w *window, stop <-chan struct{}) []pubAck {
 	p.mu.Lock()
 	done := w.left == 0
@@ -137,6 +138,7 @@ func (p *publisher) wait(w *window, stop <-chan struct{}) []pubAck {
 		select {
 		case <-w.done:
 		case <-t.C:
+		case <-p.closed: // the session ends: once is enough
 		case <-stop:
 		}
 		t.Stop()

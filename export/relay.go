@@ -423,7 +423,11 @@ func (r *Relay) settle(ctx context.Context, l *lock, pub *publisher, w *window, 
 			continue
 		}
 		cause := a.err
-		if cause == nil {
+		switch {
+		case cause != nil:
+		case pub.nc.IsClosed():
+			cause = errors.New("the connection to NATS closed before the broker acknowledged it")
+		default:
 			cause = fmt.Errorf("no acknowledgement within %s", r.ackTimeout)
 		}
 		err := fmt.Errorf("the broker did not store event %s (message %d of a batch of %d); it and the rest of the batch will be published again: %w",
