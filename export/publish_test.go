@@ -3,8 +3,12 @@ package export
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/tradeops/tradeops/eventstore"
+	"github.com/tradeops/tradeops/internal/natstest"
 )
 
 // The acks below are as nats-server 2.9.10 writes them (spaces included).
@@ -43,5 +47,41 @@ func TestParseAck(t *testing.T) {
 	noStream := parseAck(&nats.Msg{Header: nats.Header{"Status": {"503"}}})
 	if noStream.err == nil || !strings.Contains(noStream.err.Error(), "503") {
 		t.Errorf("no responders: %+v", noStream)
+	}
+}
+
+// Acks pending when the connection closes are given up at once, not after
+// the window's deadline (here an hour): a relay whose broker died starts
+// its next session right away.
+func TestWaitEndsWhenTheConnectionCloses(t *testing.T) {
+	srv := natstest.Start(t)
+	nc, err := nats.Connect(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A subscriber that never answers: no ack, and no "no responders" either.
+	if _, err := nc.Subscribe("silent", func(*nats.Msg) {}); err != nil {
+		t.Fatal(err)
+	}
+	p, err := newPublisher(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := p.open(2, time.Hour)
+	for i, id := range []string{"a", "b"} {
+		if err := p.publish(w, &nats.Msg{Subject: "silent", Header: nats.Header{}}, id, eventstore.Position{Offset: int64(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := make(chan []pubAck, 1)
+	go func() { got <- p.wait(w, nil) }()
+	nc.Close()
+	select {
+	case acks := <-got:
+		if len(acks) != 2 || acks[0].answered || acks[1].answered {
+			t.Fatalf("acks %+v, want 2 unanswered", acks)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("wait did not return when the connection closed")
 	}
 }
