@@ -43,10 +43,8 @@ type broker struct {
 	permErr error
 }
 
-// dial connects to cfg.URL. maxPending bounds the unacknowledged
-// asynchronous publishes; ackTimeout fails a publish the broker does not
-// acknowledge in time (a broker gone quiet).
-func dial(cfg Config, maxPending int, ackTimeout time.Duration) (*broker, error) {
+// dial connects to cfg.URL.
+func dial(cfg Config) (*broker, error) {
 	b := &broker{}
 	nc, err := nats.Connect(cfg.URL,
 		nats.Name("tradeops export "+cfg.Stream),
@@ -69,8 +67,7 @@ func dial(cfg Config, maxPending int, ackTimeout time.Duration) (*broker, error)
 		return nil, fmt.Errorf("connect to NATS at %s: %w", cfg.Redacted(), err)
 	}
 	b.nc = nc
-	b.js, err = jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(maxPending), jetstream.WithPublishAsyncTimeout(ackTimeout))
-	if err != nil {
+	if b.js, err = jetstream.New(nc); err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("jetstream: %w", err)
 	}
@@ -179,17 +176,27 @@ func (b *broker) lastExported(ctx context.Context, s jetstream.Stream) (tip, err
 	return t, nil
 }
 
-// header builds the headers of e's message.
-func header(e *eventstore.Event) nats.Header {
-	h := nats.Header{}
-	h.Set(jetstream.MsgIDHeader, e.ID)
-	h.Set(HeaderPosition, e.Position.String())
-	h.Set(HeaderEventType, e.Type)
-	h.Set(HeaderStream, e.StreamID)
+// setEventHeaders sets e's headers in h (reused from the previous event).
+func setEventHeaders(h nats.Header, e *eventstore.Event) {
+	setHeader(h, jetstream.MsgIDHeader, e.ID)
+	setHeader(h, HeaderPosition, e.Position.String())
+	setHeader(h, HeaderEventType, e.Type)
+	setHeader(h, HeaderStream, e.StreamID)
 	if e.Metadata.CorrelationID != "" {
-		h.Set(HeaderCorrelationID, e.Metadata.CorrelationID)
+		setHeader(h, HeaderCorrelationID, e.Metadata.CorrelationID)
+	} else {
+		delete(h, HeaderCorrelationID)
 	}
-	return h
+}
+
+// setHeader is h.Set(key, v) reusing h's value slice: key must be in
+// canonical form (the constants are).
+func setHeader(h nats.Header, key, v string) {
+	if vs := h[key]; len(vs) == 1 {
+		vs[0] = v
+		return
+	}
+	h[key] = []string{v}
 }
 
 func formatSeq(seq uint64) string { return strconv.FormatUint(seq, 10) }

@@ -28,7 +28,7 @@ type StreamState struct {
 }
 
 // open dials cfg for the operator commands (no publish window).
-func open(cfg Config) (*broker, error) { return dial(cfg, 1, 5*time.Second) }
+func open(cfg Config) (*broker, error) { return dial(cfg) }
 
 // Inspect reads the stream's state without changing anything.
 func Inspect(ctx context.Context, cfg Config) (StreamState, error) {

@@ -44,7 +44,8 @@ type Option func(*Relay)
 func WithBatchSize(n int) Option { return func(r *Relay) { r.batch = n } }
 
 // WithPollInterval sets how often an idle relay looks for new events
-// (default 10ms): the export's live lag is about this interval.
+// (default 10ms); right after events it looks sooner (readAhead), so the
+// export's live lag is well under this interval.
 func WithPollInterval(d time.Duration) Option { return func(r *Relay) { r.poll = d } }
 
 // WithAckTimeout fails a publish the broker has not acknowledged after d
@@ -128,11 +129,15 @@ func sleep(ctx context.Context, d time.Duration) {
 func (r *Relay) session(ctx context.Context, log *slog.Logger) (progressed bool, err error) {
 	// Connect and check the stream before the lock, so that a relay
 	// waiting for the lock still reports bad credentials or permissions.
-	b, err := dial(r.cfg, (windows+1)*r.batch, r.ackTimeout)
+	b, err := dial(r.cfg)
 	if err != nil {
 		return false, err
 	}
 	defer b.close()
+	pub, err := newPublisher(b.nc)
+	if err != nil {
+		return false, err
+	}
 	s, err := b.ensureStream(ctx, r.cfg)
 	if err != nil {
 		return false, err
@@ -151,7 +156,7 @@ func (r *Relay) session(ctx context.Context, log *slog.Logger) (progressed bool,
 	if err != nil {
 		return false, err
 	}
-	return r.pump(ctx, l, b, cp)
+	return r.pump(ctx, l, pub, cp)
 }
 
 // reconcile returns where to resume: after the stream's last message,
@@ -207,21 +212,14 @@ func (r *Relay) reconcile(ctx context.Context, l *lock, b *broker, s jetstream.S
 	return next, nil
 }
 
-// noRetry turns off nats.go's automatic re-send of an unanswered async
-// publish: it re-sends after later messages, out of order.
-var noRetry = []jetstream.PublishOpt{jetstream.WithRetryAttempts(0)}
+// quickPolls divides the poll interval for the first empty read after
+// events (readAhead).
+const quickPolls = 8
 
 // windows is how many batches may wait for their acks while the next one
 // is read and published: the broker's round trip (and its disk) overlap
 // reading and encoding.
 const windows = 4
-
-// window is one batch published and not yet acknowledged.
-type window struct {
-	futures   []jetstream.PubAckFuture
-	ids       []string
-	positions []eventstore.Position
-}
 
 // pump publishes batch after batch, each message chained to the one before:
 // the first of a session expects the stream's last sequence, every other
@@ -229,14 +227,25 @@ type window struct {
 // broker refuses one, it refuses every later one of the window too and the
 // stream keeps store order. While batches wait for their acks the next one
 // is read (one batch ahead, readAhead) and published; the checkpoint moves
-// once a whole batch is acked.
-func (r *Relay) pump(ctx context.Context, l *lock, b *broker, cp Checkpoint) (progressed bool, err error) {
+// once a whole batch is acked (saved at most every checkpointEvery).
+func (r *Relay) pump(ctx context.Context, l *lock, pub *publisher, cp Checkpoint) (progressed bool, err error) {
 	var (
 		red      projections.Redactor
 		enc      eventstore.LineEncoder
+		msg      = nats.Msg{Header: nats.Header{}} // reused: publish copies it out
 		prevID   string
 		inflight []*window // oldest first
+		p        = progress{cp: cp, saved: time.Now()}
 	)
+	defer func() {
+		if p.dirty { // acknowledged progress not saved yet: save it on the way out
+			saveCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+			defer cancel()
+			if serr := r.save(saveCtx, l, &p); serr != nil && err == nil && ctx.Err() == nil {
+				err = serr
+			}
+		}
+	}()
 	readCtx, stopReading := context.WithCancel(ctx)
 	defer stopReading()
 	batches := r.readAhead(readCtx, cp.Position)
@@ -254,42 +263,75 @@ func (r *Relay) pump(ctx context.Context, l *lock, b *broker, cp Checkpoint) (pr
 		if len(events) == 0 {
 			switch {
 			case len(inflight) > 0:
-				if err := r.settle(ctx, l, inflight[0], &cp); err != nil {
+				if err := r.settle(ctx, l, pub, inflight[0], &p); err != nil {
 					return progressed, err
 				}
 				inflight, progressed = inflight[1:], true
 			case r.once:
-				return progressed, nil
+				return progressed, nil // the deferred save writes the checkpoint
+			default:
+				if err := r.saveDue(ctx, l, &p); err != nil {
+					return progressed, err
+				}
 			}
 			continue
 		}
-		w := &window{futures: make([]jetstream.PubAckFuture, 0, len(events)), ids: make([]string, 0, len(events)),
-			positions: make([]eventstore.Position, 0, len(events))}
+		w := pub.open(len(events), r.ackTimeout)
 		for i := range events {
 			e := &events[i]
-			msg, err := r.message(e, &red, &enc)
-			if err != nil {
+			if err := r.message(&msg, e, &red, &enc); err != nil {
 				return progressed, err
 			}
 			if prevID == "" {
-				msg.Header.Set(jetstream.ExpectedLastSeqHeader, formatSeq(cp.StreamSeq))
+				setHeader(msg.Header, jetstream.ExpectedLastSeqHeader, formatSeq(p.cp.StreamSeq))
 			} else {
-				msg.Header.Set(jetstream.ExpectedLastMsgIDHeader, prevID)
+				delete(msg.Header, jetstream.ExpectedLastSeqHeader)
+				setHeader(msg.Header, jetstream.ExpectedLastMsgIDHeader, prevID)
 			}
-			f, err := b.js.PublishMsgAsync(msg, noRetry...)
-			if err != nil {
+			if err := pub.publish(w, &msg, e.ID, e.Position); err != nil {
 				return progressed, fmt.Errorf("publish event %s at %s: %w", e.ID, e.Position, err)
 			}
-			w.futures, w.ids, w.positions = append(w.futures, f), append(w.ids, e.ID), append(w.positions, e.Position)
 			prevID = e.ID
 		}
 		if inflight = append(inflight, w); len(inflight) > windows {
-			if err := r.settle(ctx, l, inflight[0], &cp); err != nil {
+			if err := r.settle(ctx, l, pub, inflight[0], &p); err != nil {
 				return progressed, err
 			}
 			inflight, progressed = inflight[1:], true
 		}
 	}
+}
+
+// checkpointEvery bounds how often a live relay writes its checkpoint: at
+// 200 events/s a batch holds an event or two, and a write per batch costs
+// the database more than reading them. Where a restarted relay resumes is
+// the broker's stream's last message, not the checkpoint (reconcile), so a
+// checkpoint this much behind only makes `export status` that much stale.
+const checkpointEvery = 100 * time.Millisecond
+
+// progress is the checkpoint as acknowledged by the broker, and what of it
+// is not saved yet.
+type progress struct {
+	cp      Checkpoint
+	unsaved int  // events stored by the broker since the last save
+	dirty   bool // cp moved since the last save
+	saved   time.Time
+}
+
+// saveDue saves p if it moved and the last save is checkpointEvery old.
+func (r *Relay) saveDue(ctx context.Context, l *lock, p *progress) error {
+	if !p.dirty || time.Since(p.saved) < checkpointEvery {
+		return nil
+	}
+	return r.save(ctx, l, p)
+}
+
+func (r *Relay) save(ctx context.Context, l *lock, p *progress) error {
+	if err := saveCheckpoint(ctx, l.conn, r.cfg.Stream, p.cp, p.unsaved); err != nil {
+		return err
+	}
+	p.unsaved, p.dirty, p.saved = 0, false, time.Now()
+	return nil
 }
 
 // readBatch is one read of the stream: events (none when caught up) or
@@ -301,11 +343,18 @@ type readBatch struct {
 
 // readAhead reads batch after batch from after on its own goroutine, one
 // batch ahead of the publisher, so that the database's work overlaps the
-// encoding and publishing. An empty batch says "caught up" (then it waits
-// the poll interval); an error ends it. It stops when ctx ends.
+// encoding and publishing. An empty batch says "caught up"; an error ends
+// it. It stops when ctx ends.
+//
+// Caught up, it polls: nothing tells a reader when the xmin horizon passes
+// an event (a NOTIFY at commit would come before the event is readable, and
+// would serialize every append's commit). Right after events it looks again
+// after poll/quickPolls, doubling the wait on each empty read up to poll: a
+// live stream is followed closely, an idle one costs one read per poll.
 func (r *Relay) readAhead(ctx context.Context, after eventstore.Position) <-chan readBatch {
 	out := make(chan readBatch, 1)
 	go func() {
+		wait := r.poll
 		for {
 			events, err := r.events.Read(ctx, after, r.batch, eventstore.Filter{})
 			select {
@@ -317,74 +366,80 @@ func (r *Relay) readAhead(ctx context.Context, after eventstore.Position) <-chan
 				return
 			}
 			if len(events) == 0 {
-				sleep(ctx, r.poll)
+				sleep(ctx, wait)
+				wait = min(2*wait, r.poll)
 				continue
 			}
-			after = events[len(events)-1].Position
+			after, wait = events[len(events)-1].Position, r.poll/quickPolls
 		}
 	}()
 	return out
 }
 
-// message builds e's message: the replay line of e with its payload
-// redacted as in the audit log, on the subject of its type.
-func (r *Relay) message(e *eventstore.Event, red *projections.Redactor, enc *eventstore.LineEncoder) (*nats.Msg, error) {
+// message makes msg e's message: the replay line of e with its payload
+// redacted as in the audit log, on the subject of its type. msg is reused
+// from one event to the next (its header map too): publish copies it into
+// the connection's write buffer, and nothing re-sends it (the connection
+// never reconnects).
+func (r *Relay) message(msg *nats.Msg, e *eventstore.Event, red *projections.Redactor, enc *eventstore.LineEncoder) error {
 	data, err := red.Redact(e.Data)
 	if err != nil {
-		return nil, fmt.Errorf("event %s at %s: payload: %w", e.ID, e.Position, err)
+		return fmt.Errorf("event %s at %s: payload: %w", e.ID, e.Position, err)
 	}
 	redacted := *e
 	redacted.Data = data
 	line, err := enc.Encode(&redacted)
 	if err != nil {
-		return nil, fmt.Errorf("event %s at %s: %w", e.ID, e.Position, err)
+		return fmt.Errorf("event %s at %s: %w", e.ID, e.Position, err)
 	}
-	// The body is the encoder's buffer, not a copy: PublishMsgAsync copies
-	// it into the connection's write buffer before the next Encode (and
-	// nothing re-sends it: retries are off and the connection never
-	// reconnects).
-	return &nats.Msg{Subject: r.cfg.Subject(e.Type), Header: header(e), Data: line}, nil
+	msg.Subject, msg.Data = r.cfg.Subject(e.Type), line
+	setEventHeaders(msg.Header, e)
+	return nil
 }
 
 // settle waits for every ack of w, then moves the checkpoint to w's last
-// event. A refused or unanswered publish ends the session: the messages
-// after it were refused with it (chained), and the next session resumes
-// after the stream's last message. The checkpoint still moves past the
-// messages acknowledged before it: when the stream's last message is gone
-// (and the checkpoint is what the next session trusts), a duplicate breaks
-// the chain — the broker drops it without making it the last message, so
-// the next one is refused — and each session must get at least one
-// message further.
-func (r *Relay) settle(ctx context.Context, l *lock, w *window, cp *Checkpoint) error {
-	stored := 0
-	for i, f := range w.futures {
-		select {
-		case ack := <-f.Ok():
-			if ack.Duplicate {
-				r.metrics.duplicates.Inc()
-			} else {
-				stored++
-				cp.StreamSeq = ack.Sequence
-			}
-		case err := <-f.Err():
-			err = fmt.Errorf("the broker did not store event %s (message %d of a batch of %d); it and the rest of the batch will be published again: %w",
-				w.ids[i], i+1, len(w.futures), err)
-			if i > 0 {
-				cp.Position = w.positions[i-1]
-				if serr := saveCheckpoint(ctx, l.conn, r.cfg.Stream, *cp, stored); serr != nil {
-					return errors.Join(err, serr)
-				}
-				r.metrics.published.Add(float64(stored))
-			}
-			return err
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-	}
-	cp.Position = w.positions[len(w.positions)-1]
-	if err := saveCheckpoint(ctx, l.conn, r.cfg.Stream, *cp, stored); err != nil {
+// event (saved when due). A refused or unanswered publish ends the session:
+// the messages after it were refused with it (chained), and the next
+// session resumes after the stream's last message. The checkpoint still
+// moves past the messages acknowledged before it, saved at once: when the
+// stream's last message is gone (and the checkpoint is what the next
+// session trusts), a duplicate breaks the chain — the broker drops it
+// without making it the last message, so the next one is refused — and
+// each session must get at least one message further.
+func (r *Relay) settle(ctx context.Context, l *lock, pub *publisher, w *window, p *progress) error {
+	acks := pub.wait(w, ctx.Done())
+	if err := ctx.Err(); err != nil {
 		return err
 	}
-	r.metrics.published.Add(float64(stored))
-	return nil
+	for i, a := range acks {
+		switch {
+		case a.err == nil && a.answered && a.duplicate:
+			r.metrics.duplicates.Inc()
+			continue
+		case a.err == nil && a.answered:
+			p.unsaved++
+			p.cp.StreamSeq = a.seq
+			r.metrics.published.Inc()
+			continue
+		}
+		cause := a.err
+		switch {
+		case cause != nil:
+		case pub.nc.IsClosed():
+			cause = errors.New("the connection to NATS closed before the broker acknowledged it")
+		default:
+			cause = fmt.Errorf("no acknowledgement within %s", r.ackTimeout)
+		}
+		err := fmt.Errorf("the broker did not store event %s (message %d of a batch of %d); it and the rest of the batch will be published again: %w",
+			w.ids[i], i+1, len(acks), cause)
+		if i > 0 {
+			p.cp.Position, p.dirty = w.positions[i-1], true
+			if serr := r.save(ctx, l, p); serr != nil {
+				return errors.Join(err, serr)
+			}
+		}
+		return err
+	}
+	p.cp.Position, p.dirty = w.positions[len(w.positions)-1], true
+	return r.saveDue(ctx, l, p)
 }
