@@ -172,7 +172,6 @@ func TestSystemicFailuresAreRetriedNotQuarantined(t *testing.T) {
 	}
 }
 
-
 func TestLiveLagUnderLoad(t *testing.T) {
 	env := newEnv(t)
 	env.run(t, []Projection{AuditLog{}, AuditSeal{}})
