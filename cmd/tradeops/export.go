@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -17,7 +18,7 @@ import (
 )
 
 const exportUsage = `usage:
-  tradeops export nats [--once] [--batch N] [--metrics-addr ADDR] [broker flags]
+  tradeops export nats [--once [--give-up 1m]] [--batch N] [--metrics-addr ADDR] [broker flags]
   tradeops export status [broker flags]
   tradeops export verify [broker flags]
   tradeops export tail [--from-seq N | --since RFC3339] [--limit N] [broker flags]
@@ -112,6 +113,7 @@ func parseExportFlags(fs *flag.FlagSet, getenv env, io stdio, args []string) (ex
 func exportNATS(ctx context.Context, getenv env, io stdio, args []string) error {
 	fs := flag.NewFlagSet("export nats", flag.ContinueOnError)
 	once := fs.Bool("once", false, "exit once every visible event is exported")
+	giveUp := fs.Duration("give-up", time.Minute, "with --once: exit 1 when not caught up by then (a broker or database that stays down)")
 	batch := fs.Int("batch", 1000, "events per batch (and per checkpoint)")
 	metricsAddr := fs.String("metrics-addr", "", "serve Prometheus metrics on this address (empty: off)")
 	cfg, err := parseExportFlags(fs, getenv, io, args)
@@ -123,14 +125,20 @@ func exportNATS(ctx context.Context, getenv env, io stdio, args []string) error 
 	}
 	return runDaemon(ctx, getenv, io.err, *metricsAddr, func(ctx context.Context, pool *pgxpool.Pool, reg *prometheus.Registry, log *slog.Logger) error {
 		opts := []export.Option{export.WithBatchSize(*batch)}
-		if *once {
-			opts = append(opts, export.UntilCaughtUp())
+		if !*once {
+			return runRelay(ctx, pool, cfg, reg, log, opts...)
 		}
-		err := runRelay(ctx, pool, cfg, reg, log, opts...)
-		if *once && err == nil {
-			return errDone // ends the metrics listener too
+		// A one-shot run (a cron job, a script) must end: the relay waits
+		// out failures with backoff, so give it until --give-up.
+		relayCtx, cancel := context.WithTimeout(ctx, *giveUp)
+		defer cancel()
+		if err := runRelay(relayCtx, pool, cfg, reg, log, append(opts, export.UntilCaughtUp())...); err != nil {
+			return err
 		}
-		return err
+		if errors.Is(relayCtx.Err(), context.DeadlineExceeded) {
+			return &exitError{code: 1, err: fmt.Errorf("export nats --once: not caught up after %s; the errors logged above say why (also `tradeops export status`)", *giveUp)}
+		}
+		return errDone // ends the metrics listener too
 	})
 }
 

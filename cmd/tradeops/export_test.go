@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -62,6 +63,24 @@ func TestExportCLI(t *testing.T) {
 		if err := json.Unmarshal([]byte(l), &ev); err != nil || ev.Type != "user.created" || ev.Position == "" {
 			t.Fatalf("tail line %q: %v", l, err)
 		}
+	}
+}
+
+// export nats --once against a broker that does not answer gives up after
+// --give-up with exit 1, naming the cause, never the URL's password.
+func TestExportOnceGivesUp(t *testing.T) {
+	_, url := testdb.New(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // a port nobody listens on
+	vars := map[string]string{"DATABASE_URL": url, "EXPORT_NATS_URL": "nats://u:canary-pw@" + addr}
+	_, errOut, err := runExportCLI(t, vars, "nats", "--once", "--give-up", "1s")
+	if exitCode(err) != 1 || !strings.Contains(err.Error(), "not caught up after 1s") || !strings.Contains(errOut, "no servers available") ||
+		strings.Contains(err.Error()+errOut, "canary") {
+		t.Fatalf("exit %d, %v\n%s", exitCode(err), err, errOut)
 	}
 }
 
