@@ -86,14 +86,14 @@ func contentType(name string) string {
 	return "application/octet-stream"
 }
 
-// Routes serves GET /console (a redirect), /console/ (the page) and
-// /console/{file}.
+// Routes serves GET (and HEAD: a proxy's or curl -I's check) /console (a
+// redirect), /console/ (the page) and /console/{file}.
 func Routes(r *mux.Router) {
-	r.Handle("/console", secured(http.RedirectHandler("/console/", http.StatusMovedPermanently))).Methods(http.MethodGet)
-	r.Handle("/console/", secured(serve("index.html"))).Methods(http.MethodGet)
+	r.Handle("/console", secured(http.RedirectHandler("/console/", http.StatusMovedPermanently))).Methods(http.MethodGet, http.MethodHead)
+	r.Handle("/console/", secured(serve("index.html"))).Methods(http.MethodGet, http.MethodHead)
 	r.Handle("/console/{file}", secured(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		serve(mux.Vars(r)["file"]).ServeHTTP(w, r)
-	}))).Methods(http.MethodGet)
+	}))).Methods(http.MethodGet, http.MethodHead)
 }
 
 var errNoFile = domain.Errorf(domain.KindNotFound, "not_found", "no such console file")

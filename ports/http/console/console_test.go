@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -137,6 +138,17 @@ func TestServedWithHeaders(t *testing.T) {
 		again.Body.Close()
 		if again.StatusCode != http.StatusNotModified {
 			t.Errorf("%s with its ETag: %d, want 304", path, again.StatusCode)
+		}
+		// HEAD (curl -I, a proxy's check) answers like GET, without a body.
+		head, err := http.Head(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(head.Body)
+		head.Body.Close()
+		if head.StatusCode != http.StatusOK || len(b) != 0 || head.Header.Get("Content-Security-Policy") != Policy ||
+			head.Header.Get("Content-Length") != strconv.Itoa(len(body)) {
+			t.Errorf("HEAD %s: %d, %d bytes, headers %v", path, head.StatusCode, len(b), head.Header)
 		}
 	}
 }
