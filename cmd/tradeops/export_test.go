@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"io"
 	"net"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -126,18 +125,7 @@ func TestWorkerExports(t *testing.T) {
 		done <- run(ctx, []string{"tradeops", "worker", "--metrics-addr", addr},
 			envOf(map[string]string{"DATABASE_URL": dbURL, "EXPORT_NATS_URL": srv.URL}), nil, io.Discard, io.Discard)
 	}()
-	deadline := time.Now().Add(30 * time.Second)
-	for metrics := ""; !strings.Contains(metrics, "tradeops_export_published_events_total 300") ||
-		!strings.Contains(metrics, "tradeops_export_active 1"); time.Sleep(50 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("worker metrics:\n%s", metrics)
-		}
-		if resp, err := http.Get("http://" + addr + "/metrics"); err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			metrics = string(b)
-		}
-	}
+	waitMetrics(t, addr, time.Now().Add(30*time.Second), "tradeops_export_published_events_total 300", "tradeops_export_active 1")
 	stop()
 	if err := <-done; err != nil {
 		t.Fatal(err)

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -240,16 +241,7 @@ func TestWorkerRunsTheProjections(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	for metrics := ""; !strings.Contains(metrics, `tradeops_projection_lag_events{projection="audit_log"} 0`); time.Sleep(50 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("worker metrics:\n%s", metrics)
-		}
-		if resp, err := http.Get("http://" + addr + "/metrics"); err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			metrics = string(b)
-		}
-	}
+	waitMetrics(t, addr, deadline, `tradeops_projection_lag_events{projection="audit_log"} 0`)
 	stop()
 	if err := <-done; err != nil {
 		t.Fatal(err)
@@ -285,5 +277,24 @@ func TestEventsReplayVerify(t *testing.T) {
 	out, errOut, code = cli(t, url, "events", "replay", "--verify", "--type", "auth.", "--limit", "3")
 	if code != 1 || strings.Count(out, "\n") != 3 || !strings.Contains(errOut, "deleted at position "+xid+":"+offset) {
 		t.Fatalf("filtered: exit %d, %d lines\n%s", code, strings.Count(out, "\n"), errOut)
+	}
+}
+
+// waitMetrics polls the Prometheus text at addr until it holds every one
+// of want, failing the test (with the last text) at deadline.
+func waitMetrics(t *testing.T, addr string, deadline time.Time, want ...string) {
+	t.Helper()
+	for metrics := ""; ; time.Sleep(50 * time.Millisecond) {
+		if !slices.ContainsFunc(want, func(w string) bool { return !strings.Contains(metrics, w) }) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("metrics at %s never showed %q:\n%s", addr, want, metrics)
+		}
+		if resp, err := http.Get("http://" + addr + "/metrics"); err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			metrics = string(b)
+		}
 	}
 }
