@@ -129,8 +129,8 @@ func loadConfig(getenv env, dev bool) (config, error) {
 	if c.DatabaseURL == "" {
 		return c, usageError("DATABASE_URL is not set (make run sets it for you)")
 	}
-	if err := c.LogLevel.UnmarshalText([]byte(orDefault(getenv("LOG_LEVEL"), "info"))); err != nil {
-		return c, usageError("LOG_LEVEL must be one of debug, info, warn, error")
+	if c.LogLevel, err = logLevel(getenv); err != nil {
+		return c, err
 	}
 	secret, err := lookup(getenv, "SECRET_KEY")
 	if err != nil {
