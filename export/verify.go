@@ -47,7 +47,7 @@ type exported struct {
 // told from a missing one.
 func Verify(ctx context.Context, cfg Config, events EventReader) (VerifyResult, error) {
 	var res VerifyResult
-	b, err := open(cfg)
+	b, err := dial(cfg)
 	if err != nil {
 		return res, err
 	}
