@@ -27,11 +27,10 @@ func (p *Problem) String() string {
 
 // VerifyResult is what Verify found.
 type VerifyResult struct {
-	Messages   int64    // messages walked
-	Matched    int64    // of them, in place
-	NotYet     int64    // store events after the stream's last one (the export's lag)
-	Problem    *Problem // nil when the stream is the store's prefix, in order
-	StreamSeqs uint64   // the stream's last sequence when the walk began
+	Messages int64    // messages walked
+	Matched  int64    // of them, in place
+	NotYet   int64    // store events after the stream's last one (the export's lag)
+	Problem  *Problem // nil when the stream is the store's prefix, in order
 }
 
 type exported struct {
@@ -57,7 +56,6 @@ func Verify(ctx context.Context, cfg Config, events EventReader) (VerifyResult, 
 		return res, err
 	}
 	info := s.CachedInfo()
-	res.StreamSeqs = info.State.LastSeq
 	var list []exported
 	if info.State.Msgs > 0 {
 		occ := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy, HeadersOnly: true}
