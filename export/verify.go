@@ -131,7 +131,7 @@ func Verify(ctx context.Context, cfg Config, events EventReader) (VerifyResult, 
 	}
 }
 
-// storeCursor walks the store in batches.
+// storeCursor walks the store in batches of cursorBatch events.
 type storeCursor struct {
 	events EventReader
 	buf    []eventstore.Event
@@ -140,17 +140,19 @@ type storeCursor struct {
 	done   bool
 }
 
+const cursorBatch = 5000
+
 func (c *storeCursor) peek(ctx context.Context) (*eventstore.Event, bool, error) {
 	if c.i == len(c.buf) {
 		if c.done {
 			return nil, false, nil
 		}
 		var err error
-		if c.buf, err = c.events.Read(ctx, c.after, 5000, eventstore.Filter{}); err != nil {
+		if c.buf, err = c.events.Read(ctx, c.after, cursorBatch, eventstore.Filter{}); err != nil {
 			return nil, false, err
 		}
 		c.i = 0
-		if len(c.buf) < 5000 {
+		if len(c.buf) < cursorBatch {
 			c.done = true
 		}
 		if len(c.buf) == 0 {
