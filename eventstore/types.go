@@ -15,6 +15,22 @@ const Topic = "events"
 // Table is the SQL name of the event table (watermill's "watermill_<topic>").
 const Table = `"watermill_events"`
 
+// LagColumns is two SQL select columns saying how far the position after
+// (a row expression such as (c.transaction_id, c."offset")) is behind the
+// readable stream: how many events below the xmin horizon come after it,
+// and the age in seconds of the oldest of them (0 when none). The status of
+// projections and of the export share it. It reads the index range after
+// the position: status queries run it about once a second.
+func LagColumns(after string) string {
+	return `(SELECT count(*) FROM ` + Table + ` e
+		WHERE (e.transaction_id, e."offset") > ` + after + `
+		AND e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())),
+	coalesce(extract(epoch FROM now() - (SELECT e.recorded_at FROM ` + Table + ` e
+		WHERE (e.transaction_id, e."offset") > ` + after + `
+		AND e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+		ORDER BY e.transaction_id, e."offset" LIMIT 1)), 0)::float8`
+}
+
 // ErrConcurrency is returned when an append's expected version does not match
 // the stream, including when a concurrent append won the race. The store
 // knows nothing of the domain: the adapters that append a command's events

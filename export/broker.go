@@ -110,9 +110,9 @@ func (b *broker) classify(what string, err error) error {
 // existing stream must capture the subjects the relay publishes to; its
 // other settings are the operator's and are left alone.
 func (b *broker) ensureStream(ctx context.Context, cfg Config) (jetstream.Stream, error) {
-	ctx, cancel := context.WithTimeout(ctx, apiTimeout)
+	ctx, cancel := context.WithTimeout(ctx, apiTimeout) // one budget for the lookup and the create
 	defer cancel()
-	s, err := b.js.Stream(ctx, cfg.Stream)
+	s, err := b.stream(ctx, cfg.Stream)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		s, err = b.js.CreateStream(ctx, jetstream.StreamConfig{
 			Name:        cfg.Stream,
@@ -129,7 +129,7 @@ func (b *broker) ensureStream(ctx context.Context, cfg Config) (jetstream.Stream
 		return s, nil
 	}
 	if err != nil {
-		return nil, b.classify("look up stream "+cfg.Stream, err)
+		return nil, err
 	}
 	want := cfg.SubjectPrefix + ".>"
 	for _, sub := range s.CachedInfo().Config.Subjects {

@@ -97,18 +97,24 @@ type msg struct {
 	subj string
 }
 
+// jetStream connects to the JetStream at url for the rest of the test.
+func jetStream(t *testing.T, url string) jetstream.JetStream {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, _ := jetstream.New(nc)
+	return js
+}
+
 // streamMessages reads the whole stream.
 func (e *env) streamMessages(t *testing.T, cfg export.Config) []msg {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	nc, err := nats.Connect(cfg.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
-	s, err := js.Stream(ctx, cfg.Stream)
+	s, err := jetStream(t, cfg.URL).Stream(ctx, cfg.Stream)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -352,12 +358,7 @@ func counter(t *testing.T, reg *prometheus.Registry, name string) float64 {
 // order.
 func TestExportRejectedPublishKeepsOrder(t *testing.T) {
 	e := setup(t)
-	nc, err := nats.Connect(e.cfg.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	js := jetStream(t, e.cfg.URL)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	scfg := jetstream.StreamConfig{Name: e.cfg.Stream, Subjects: []string{"tradeops.events.>"}, MaxMsgSize: 2048, Duplicates: time.Minute}
@@ -449,12 +450,7 @@ func TestVerifyDetectsDeletedAndReordered(t *testing.T) {
 	msgs := e.streamMessages(t, e.cfg)
 
 	// Copy the stream, swapping messages 10 and 11, into another stream.
-	nc, err := nats.Connect(e.cfg.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	js := jetStream(t, e.cfg.URL)
 	ctx := context.Background()
 	other := export.Config{URL: e.cfg.URL, Stream: "SWAPPED", SubjectPrefix: "swapped", Replicas: 1, Duplicates: time.Minute}
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: other.Stream, Subjects: []string{"swapped.>"}}); err != nil {
@@ -543,12 +539,7 @@ func TestDuplicatesAfterTheLastMessageWasDeleted(t *testing.T) {
 	e.appendN(t, 20, "d")
 	e.runUntilCaughtUp(t)
 	evs := e.storeEvents(t)
-	nc, err := nats.Connect(e.cfg.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	js := jetStream(t, e.cfg.URL)
 	ctx := context.Background()
 	s, err := js.Stream(ctx, e.cfg.Stream)
 	if err != nil {

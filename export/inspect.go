@@ -27,12 +27,9 @@ type StreamState struct {
 	LastPosition eventstore.Position
 }
 
-// open dials cfg for the operator commands (no publish window).
-func open(cfg Config) (*broker, error) { return dial(cfg) }
-
 // Inspect reads the stream's state without changing anything.
 func Inspect(ctx context.Context, cfg Config) (StreamState, error) {
-	b, err := open(cfg)
+	b, err := dial(cfg)
 	if err != nil {
 		return StreamState{}, err
 	}
@@ -69,7 +66,7 @@ type TailOptions struct {
 // state left on the server — what a downstream reader that keeps its own
 // place (a SIEM) would use. It returns how many it printed.
 func Tail(ctx context.Context, cfg Config, opts TailOptions, w io.Writer) (int64, error) {
-	b, err := open(cfg)
+	b, err := dial(cfg)
 	if err != nil {
 		return 0, err
 	}

@@ -23,15 +23,9 @@ type Status struct {
 	LastError  string
 }
 
-const statusSQL = `
+var statusSQL = `
 SELECT c.transaction_id::text::bigint, c."offset", c.stream_seq, c.published, c.updated_at, coalesce(c.last_error, ''),
-	(SELECT count(*) FROM ` + eventstore.Table + ` e
-		WHERE (e.transaction_id, e."offset") > (c.transaction_id, c."offset")
-		AND e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())),
-	coalesce(extract(epoch FROM now() - (SELECT e.recorded_at FROM ` + eventstore.Table + ` e
-		WHERE (e.transaction_id, e."offset") > (c.transaction_id, c."offset")
-		AND e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-		ORDER BY e.transaction_id, e."offset" LIMIT 1)), 0)::float8
+	` + eventstore.LagColumns(`(c.transaction_id, c."offset")`) + `
 FROM export_checkpoints c WHERE c.name = $1`
 
 // ReadStatus reports on the export to stream name. Counting the lag reads

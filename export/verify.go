@@ -27,11 +27,10 @@ func (p *Problem) String() string {
 
 // VerifyResult is what Verify found.
 type VerifyResult struct {
-	Messages   int64    // messages walked
-	Matched    int64    // of them, in place
-	NotYet     int64    // store events after the stream's last one (the export's lag)
-	Problem    *Problem // nil when the stream is the store's prefix, in order
-	StreamSeqs uint64   // the stream's last sequence when the walk began
+	Messages int64    // messages walked
+	Matched  int64    // of them, in place
+	NotYet   int64    // store events after the stream's last one (the export's lag)
+	Problem  *Problem // nil when the stream is the store's prefix, in order
 }
 
 type exported struct {
@@ -47,7 +46,7 @@ type exported struct {
 // told from a missing one.
 func Verify(ctx context.Context, cfg Config, events EventReader) (VerifyResult, error) {
 	var res VerifyResult
-	b, err := open(cfg)
+	b, err := dial(cfg)
 	if err != nil {
 		return res, err
 	}
@@ -57,7 +56,6 @@ func Verify(ctx context.Context, cfg Config, events EventReader) (VerifyResult, 
 		return res, err
 	}
 	info := s.CachedInfo()
-	res.StreamSeqs = info.State.LastSeq
 	var list []exported
 	if info.State.Msgs > 0 {
 		occ := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy, HeadersOnly: true}
@@ -133,7 +131,7 @@ func Verify(ctx context.Context, cfg Config, events EventReader) (VerifyResult, 
 	}
 }
 
-// storeCursor walks the store in batches.
+// storeCursor walks the store in batches of cursorBatch events.
 type storeCursor struct {
 	events EventReader
 	buf    []eventstore.Event
@@ -142,17 +140,19 @@ type storeCursor struct {
 	done   bool
 }
 
+const cursorBatch = 5000
+
 func (c *storeCursor) peek(ctx context.Context) (*eventstore.Event, bool, error) {
 	if c.i == len(c.buf) {
 		if c.done {
 			return nil, false, nil
 		}
 		var err error
-		if c.buf, err = c.events.Read(ctx, c.after, 5000, eventstore.Filter{}); err != nil {
+		if c.buf, err = c.events.Read(ctx, c.after, cursorBatch, eventstore.Filter{}); err != nil {
 			return nil, false, err
 		}
 		c.i = 0
-		if len(c.buf) < 5000 {
+		if len(c.buf) < cursorBatch {
 			c.done = true
 		}
 		if len(c.buf) == 0 {

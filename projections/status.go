@@ -48,15 +48,9 @@ type RebuildStatus struct {
 	UpdatedAt  time.Time
 }
 
-const statusSQL = `
+var statusSQL = `
 SELECT c.version, c.transaction_id, c."offset", c.updated_at, coalesce(c.last_error, ''),
-	(SELECT count(*) FROM ` + eventstore.Table + ` e
-		WHERE (e.transaction_id, e."offset") > (c.transaction_id, c."offset")
-		AND e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())),
-	coalesce(extract(epoch FROM now() - (SELECT e.recorded_at FROM ` + eventstore.Table + ` e
-		WHERE (e.transaction_id, e."offset") > (c.transaction_id, c."offset")
-		AND e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-		ORDER BY e.transaction_id, e."offset" LIMIT 1)), 0)::float8,
+	` + eventstore.LagColumns(`(c.transaction_id, c."offset")`) + `,
 	(SELECT count(*) FROM projection_quarantine q WHERE q.projection = c.name AND NOT q.shadow),
 	r.phase, r.transaction_id, r."offset", r.events_done, r.started_at, r.updated_at
 FROM projection_checkpoints c LEFT JOIN projection_rebuilds r ON r.name = c.name
