@@ -48,12 +48,16 @@ func (r *Executions) Decide(ctx context.Context, req app.DecideRequest, decide f
 			return app.KeyClaim{}, err
 		}
 	}
-	if st, ok := r.states.get(req); ok && !req.Secret {
-		if done, err := r.decideOnRemembered(ctx, req, st, decide); done {
-			if err != nil {
-				return app.KeyClaim{}, err
+	// A request for the secret reads it in the locking transaction: the
+	// remembered state never holds it.
+	if !req.Secret {
+		if st, ok := r.states.get(req); ok {
+			if done, err := r.decideOnRemembered(ctx, req, st, decide); done {
+				if err != nil {
+					return app.KeyClaim{}, err
+				}
+				return claimed, nil
 			}
-			return claimed, nil
 		}
 	}
 	conn, err := r.pool.Acquire(ctx)
