@@ -94,8 +94,7 @@ func (r *Executions) decideOnRemembered(ctx context.Context, req app.DecideReque
 	}
 	b := &pgx.Batch{}
 	if req.Key != nil {
-		k := req.Key
-		b.Queue(claimOrFailSQL, k.UserID, k.Key, k.Hash, k.Now, k.ExpiredBefore, k.AbandonedBefore)
+		queueClaim(b, claimOrFailSQL, *req.Key)
 	}
 	b.Queue(checkedUsageSQL, req.UserID, req.Day, d.Usage.Orders, d.Usage.Notional.String(),
 		st.Usage.Orders, st.Usage.Notional.String(), string(st.Profile), string(req.Exchange), st.SecretConfigured)

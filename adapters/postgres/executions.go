@@ -86,7 +86,7 @@ func (r *Executions) decide(ctx context.Context, conn *pgx.Conn, req app.DecideR
 	b := &pgx.Batch{}
 	b.Queue(`BEGIN`)
 	if req.Key != nil {
-		queueClaim(b, *req.Key)
+		queueClaim(b, claimSQL, *req.Key)
 	}
 	b.Queue(`INSERT INTO execution_daily_usage (user_id, day) VALUES ($1, $2::date) ON CONFLICT (user_id, day) DO NOTHING`, req.UserID, req.Day)
 	b.Queue(`SELECT d.orders, d.notional::text, u.risk_profile, s.user_id IS NOT NULL, CASE WHEN $4 THEN s.fields END
