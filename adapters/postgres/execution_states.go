@@ -104,10 +104,7 @@ func (r *Executions) decideOnRemembered(ctx context.Context, req app.DecideReque
 		return true, err
 	}
 	queueKeyUpdate(b, d.Key)
-	writes := b.Len() - checks - 1
-	err = readBatch(r.pool.SendBatch(ctx, b), func(br pgx.BatchResults) error {
-		return readWrites(br, checks, appended, writes)
-	})
+	err = sendWrites(ctx, r.pool, b, checks, appended)
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == "22012" {
 		r.states.forget(req)
