@@ -34,6 +34,8 @@ type stateKey struct {
 	exchange    domain.Exchange
 }
 
+func stateKeyOf(req app.DecideRequest) stateKey { return stateKey{req.UserID, req.Day, req.Exchange} }
+
 // maxStates bounds the remembered states (~200 bytes each); when full, they
 // are all dropped.
 const maxStates = 10000
@@ -41,7 +43,7 @@ const maxStates = 10000
 func (s *executionStates) get(req app.DecideRequest) (app.ExecutionState, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st, ok := s.states[stateKey{req.UserID, req.Day, req.Exchange}]
+	st, ok := s.states[stateKeyOf(req)]
 	return st, ok
 }
 
@@ -52,13 +54,13 @@ func (s *executionStates) put(req app.DecideRequest, st app.ExecutionState) {
 	if s.states == nil || len(s.states) >= maxStates {
 		s.states = map[stateKey]app.ExecutionState{}
 	}
-	s.states[stateKey{req.UserID, req.Day, req.Exchange}] = st
+	s.states[stateKeyOf(req)] = st
 }
 
 func (s *executionStates) forget(req app.DecideRequest) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	delete(s.states, stateKey{req.UserID, req.Day, req.Exchange})
+	delete(s.states, stateKeyOf(req))
 }
 
 // claimOrFailSQL is the key's claim that fails (division by zero) when
@@ -92,8 +94,7 @@ func (r *Executions) decideOnRemembered(ctx context.Context, req app.DecideReque
 	}
 	b := &pgx.Batch{}
 	if req.Key != nil {
-		k := req.Key
-		b.Queue(claimOrFailSQL, k.UserID, k.Key, k.Hash, k.Now, k.ExpiredBefore, k.AbandonedBefore)
+		queueClaim(b, claimOrFailSQL, *req.Key)
 	}
 	b.Queue(checkedUsageSQL, req.UserID, req.Day, d.Usage.Orders, d.Usage.Notional.String(),
 		st.Usage.Orders, st.Usage.Notional.String(), string(st.Profile), string(req.Exchange), st.SecretConfigured)
@@ -103,10 +104,7 @@ func (r *Executions) decideOnRemembered(ctx context.Context, req app.DecideReque
 		return true, err
 	}
 	queueKeyUpdate(b, d.Key)
-	writes := b.Len() - checks - 1
-	err = readBatch(r.pool.SendBatch(ctx, b), func(br pgx.BatchResults) error {
-		return readWrites(br, checks, appended, writes)
-	})
+	err = sendWrites(ctx, r.pool, b, checks, appended)
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == "22012" {
 		r.states.forget(req)

@@ -48,12 +48,16 @@ func (r *Executions) Decide(ctx context.Context, req app.DecideRequest, decide f
 			return app.KeyClaim{}, err
 		}
 	}
-	if st, ok := r.states.get(req); ok && !req.Secret {
-		if done, err := r.decideOnRemembered(ctx, req, st, decide); done {
-			if err != nil {
-				return app.KeyClaim{}, err
+	// A request for the secret reads it in the locking transaction: the
+	// remembered state never holds it.
+	if !req.Secret {
+		if st, ok := r.states.get(req); ok {
+			if done, err := r.decideOnRemembered(ctx, req, st, decide); done {
+				if err != nil {
+					return app.KeyClaim{}, err
+				}
+				return claimed, nil
 			}
-			return claimed, nil
 		}
 	}
 	conn, err := r.pool.Acquire(ctx)
@@ -82,7 +86,7 @@ func (r *Executions) decide(ctx context.Context, conn *pgx.Conn, req app.DecideR
 	b := &pgx.Batch{}
 	b.Queue(`BEGIN`)
 	if req.Key != nil {
-		queueClaim(b, *req.Key)
+		queueClaim(b, claimSQL, *req.Key)
 	}
 	b.Queue(`INSERT INTO execution_daily_usage (user_id, day) VALUES ($1, $2::date) ON CONFLICT (user_id, day) DO NOTHING`, req.UserID, req.Day)
 	b.Queue(`SELECT d.orders, d.notional::text, u.risk_profile, s.user_id IS NOT NULL, CASE WHEN $4 THEN s.fields END
@@ -145,17 +149,13 @@ func (r *Executions) decide(ctx context.Context, conn *pgx.Conn, req app.DecideR
 	if err != nil {
 		return nil, err
 	}
-	writes := b.Len()
 	if d.Usage.Orders != st.Usage.Orders || !d.Usage.Notional.Equal(st.Usage.Notional) {
 		b.Queue(`UPDATE execution_daily_usage SET orders = $3, notional = $4::numeric WHERE user_id = $1 AND day = $2::date`,
 			req.UserID, req.Day, d.Usage.Orders, d.Usage.Notional.String())
 	}
 	queueKeyUpdate(b, d.Key)
-	writes = b.Len() - writes
 	b.Queue(`COMMIT`)
-	if err := readBatch(conn.SendBatch(ctx, b), func(br pgx.BatchResults) error {
-		return readWrites(br, 0, appended, writes+1)
-	}); err != nil {
+	if err := sendWrites(ctx, conn, b, 0, appended); err != nil {
 		return nil, err
 	}
 	st.Usage = d.Usage
@@ -175,29 +175,34 @@ func (r *Executions) Record(ctx context.Context, stream string, events []domain.
 		return err
 	}
 	queueKeyUpdate(b, key)
-	n := b.Len() - 1
-	return readBatch(r.pool.SendBatch(ctx, b), func(br pgx.BatchResults) error {
-		return readWrites(br, 0, appended, n)
-	})
+	return sendWrites(ctx, r.pool, b, 0, appended)
 }
 
-// readWrites reads the results of a batch of writes: before statements,
-// the queued append, after statements.
-func readWrites(br pgx.BatchResults, before int, appended func(pgx.BatchResults) error, after int) error {
-	for range before {
-		if _, err := br.Exec(); err != nil {
+// batchSender is a pool or a connection.
+type batchSender interface {
+	SendBatch(context.Context, *pgx.Batch) pgx.BatchResults
+}
+
+// sendWrites sends a batch of writes and reads its results: before
+// statements, the queued append (appended), then every statement after it.
+func sendWrites(ctx context.Context, q batchSender, b *pgx.Batch, before int, appended func(pgx.BatchResults) error) error {
+	after := b.Len() - before - 1
+	return readBatch(q.SendBatch(ctx, b), func(br pgx.BatchResults) error {
+		for range before {
+			if _, err := br.Exec(); err != nil {
+				return err
+			}
+		}
+		if err := appended(br); err != nil {
 			return err
 		}
-	}
-	if err := appended(br); err != nil {
-		return err
-	}
-	for range after {
-		if _, err := br.Exec(); err != nil {
-			return err
+		for range after {
+			if _, err := br.Exec(); err != nil {
+				return err
+			}
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // queueKeyUpdate queues the write of an Idempotency-Key update, if any.

@@ -43,8 +43,10 @@ const claimSQL = `INSERT INTO idempotency_keys (user_id, key, request_hash, stat
 		OR (idempotency_keys.state = 'pending' AND idempotency_keys.execution_id IS NULL AND idempotency_keys.created_at < $6)
 	RETURNING 1`
 
-func queueClaim(b *pgx.Batch, r app.KeyRequest) {
-	b.Queue(claimSQL, r.UserID, r.Key, r.Hash, r.Now, r.ExpiredBefore, r.AbandonedBefore)
+// queueClaim queues claim (claimSQL, or a statement built on it) with r's
+// arguments.
+func queueClaim(b *pgx.Batch, claim string, r app.KeyRequest) {
+	b.Queue(claim, r.UserID, r.Key, r.Hash, r.Now, r.ExpiredBefore, r.AbandonedBefore)
 }
 
 // readClaim reads a queued claim's result: whether the key is the request's.
@@ -71,7 +73,7 @@ func (k *IdempotencyKeys) retryClaim(ctx context.Context, conn *pgx.Conn, r app.
 			return c, false, err
 		}
 		b := &pgx.Batch{}
-		queueClaim(b, r)
+		queueClaim(b, claimSQL, r)
 		if err := readBatch(conn.SendBatch(ctx, b), func(br pgx.BatchResults) (err error) {
 			claimed, err = readClaim(br)
 			return err
