@@ -81,39 +81,70 @@ const checkedUsageSQL = `WITH u AS (
 		RETURNING 1)
 	SELECT 1 / count(*) FROM u`
 
-// decideOnRemembered decides on the remembered state st and writes the
-// decision in one batch — the key's claim, the checked usage write, the
-// append, the key's update —, which PostgreSQL runs as one implicit
-// transaction. done is false when the state turned out stale (or the key
-// held, or the decision could not be made on it): nothing was written and
-// the caller decides the locking way.
-func (r *Executions) decideOnRemembered(ctx context.Context, req app.DecideRequest, st app.ExecutionState, decide func(app.ExecutionState) (app.Decided, error)) (done bool, err error) {
+// rememberedWrite is a decision made on a remembered state and queued on
+// a batch: read takes its results there; st is the state it leaves.
+type rememberedWrite struct {
+	req  app.DecideRequest
+	st   app.ExecutionState
+	read func(pgx.BatchResults) error
+}
+
+// queueRemembered decides on the remembered state st and queues the
+// decision's writes on b: the key's claim, the checked usage write, the
+// append, the key's update. ok is false when the decision could not be
+// made on st (the caller decides the locking way); on an error nothing is
+// left queued.
+func (r *Executions) queueRemembered(ctx context.Context, b *pgx.Batch, req app.DecideRequest, st app.ExecutionState, decide func(app.ExecutionState) (app.Decided, error)) (w rememberedWrite, ok bool, err error) {
 	d, err := decide(st)
 	if err != nil {
-		return false, nil
+		return w, false, nil
 	}
-	b := &pgx.Batch{}
+	start := b.Len()
 	if req.Key != nil {
 		queueClaim(b, claimOrFailSQL, *req.Key)
 	}
 	b.Queue(checkedUsageSQL, req.UserID, req.Day, d.Usage.Orders, d.Usage.Notional.String(),
 		st.Usage.Orders, st.Usage.Notional.String(), string(st.Profile), string(req.Exchange), st.SecretConfigured)
-	checks := b.Len()
+	checks := b.Len() - start
 	appended, err := queueAppend(ctx, r.store, b, req.Stream, eventstore.NoStream, d.Events...)
 	if err != nil {
-		return true, err
+		b.QueuedQueries = b.QueuedQueries[:start]
+		return w, true, err
 	}
 	queueKeyUpdate(b, d.Key)
-	err = sendWrites(ctx, r.pool, b, checks, appended)
+	after := b.Len() - start - checks - 1
+	st.Usage = d.Usage
+	return rememberedWrite{req: req, st: st, read: func(br pgx.BatchResults) error {
+		return readWrites(br, checks, appended, after)
+	}}, true, nil
+}
+
+// isStale tells whether a remembered decision's writes failed their check
+// (checkedUsageSQL, claimOrFailSQL): the state changed, or the key is held.
+func isStale(err error) bool {
 	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && pgErr.Code == "22012" {
+	return errors.As(err, &pgErr) && pgErr.Code == "22012"
+}
+
+// decideOnRemembered decides on the remembered state st and writes the
+// decision in one batch, which PostgreSQL runs as one implicit
+// transaction. done is false when the state turned out stale (or the key
+// held, or the decision could not be made on it): nothing was written and
+// the caller decides the locking way.
+func (r *Executions) decideOnRemembered(ctx context.Context, req app.DecideRequest, st app.ExecutionState, decide func(app.ExecutionState) (app.Decided, error)) (done bool, err error) {
+	b := &pgx.Batch{}
+	w, ok, err := r.queueRemembered(ctx, b, req, st, decide)
+	if !ok || err != nil {
+		return ok, err
+	}
+	err = readBatch(r.pool.SendBatch(ctx, b), w.read)
+	if isStale(err) {
 		r.states.forget(req)
 		return false, nil
 	}
 	if err != nil {
 		return true, err
 	}
-	st.Usage = d.Usage
-	r.states.put(req, st)
+	r.states.put(req, w.st)
 	return true, nil
 }

@@ -22,10 +22,13 @@ type Executions struct {
 	pool   *pgxpool.Pool
 	keys   *IdempotencyKeys
 	states executionStates
+	groups decisionGroups
 }
 
 func NewExecutions(store *eventstore.Store) *Executions {
-	return &Executions{store: store, pool: store.Pool(), keys: NewIdempotencyKeys(store.Pool())}
+	r := &Executions{store: store, pool: store.Pool(), keys: NewIdempotencyKeys(store.Pool())}
+	r.groups.r = r
+	return r
 }
 
 // Decide implements app.Executions in two round trips and one commit:
@@ -51,13 +54,11 @@ func (r *Executions) Decide(ctx context.Context, req app.DecideRequest, decide f
 	// A request for the secret reads it in the locking transaction: the
 	// remembered state never holds it.
 	if !req.Secret {
-		if st, ok := r.states.get(req); ok {
-			if done, err := r.decideOnRemembered(ctx, req, st, decide); done {
-				if err != nil {
-					return app.KeyClaim{}, err
-				}
-				return claimed, nil
+		if done, err := r.groups.decide(ctx, req, decide); done {
+			if err != nil {
+				return app.KeyClaim{}, err
 			}
+			return claimed, nil
 		}
 	}
 	conn, err := r.pool.Acquire(ctx)
@@ -188,21 +189,27 @@ type batchSender interface {
 func sendWrites(ctx context.Context, q batchSender, b *pgx.Batch, before int, appended func(pgx.BatchResults) error) error {
 	after := b.Len() - before - 1
 	return readBatch(q.SendBatch(ctx, b), func(br pgx.BatchResults) error {
-		for range before {
-			if _, err := br.Exec(); err != nil {
-				return err
-			}
-		}
-		if err := appended(br); err != nil {
+		return readWrites(br, before, appended, after)
+	})
+}
+
+// readWrites reads the results of a run of writes in a batch: before
+// statements, the queued append (appended), then after statements.
+func readWrites(br pgx.BatchResults, before int, appended func(pgx.BatchResults) error, after int) error {
+	for range before {
+		if _, err := br.Exec(); err != nil {
 			return err
 		}
-		for range after {
-			if _, err := br.Exec(); err != nil {
-				return err
-			}
+	}
+	if err := appended(br); err != nil {
+		return err
+	}
+	for range after {
+		if _, err := br.Exec(); err != nil {
+			return err
 		}
-		return nil
-	})
+	}
+	return nil
 }
 
 // queueKeyUpdate queues the write of an Idempotency-Key update, if any.
