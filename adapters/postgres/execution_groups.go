@@ -2,12 +2,15 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/tradeops/tradeops/app"
+	"github.com/tradeops/tradeops/eventstore"
 )
 
 // decisionGroups commits the remembered-state decisions (queueRemembered)
@@ -25,11 +28,11 @@ import (
 // whose state is in flight waits for the next group, so it is decided on
 // the state its predecessor wrote instead of failing the check.
 //
-// A group is all or nothing. When it fails — a stale state, a held key,
-// any error — nothing of it was written, and each of its requests is
-// tried again alone, the way it would have been without grouping, so one
-// request's failure never becomes another's. A group of one is that alone
-// attempt already.
+// A group is all or nothing. When a request's statements fail — a stale
+// state, a held key — nothing of the group was written: that request is
+// tried again alone, the way it would have been without grouping, and the
+// rest are sent again as a group, so one request's failure never becomes
+// another's. A group of one is that alone attempt already.
 type decisionGroups struct {
 	r *Executions
 
@@ -138,52 +141,76 @@ func (g *decisionGroups) next() []*groupRequest {
 
 // commit decides every request of group on its remembered state and
 // writes the decisions in one batch, then tells each request its outcome.
+// When a request's statements fail (its state was stale, its key held,
+// its stream taken), the server rolled the whole batch back: that request
+// is tried alone and the others are sent again as a group, so a stale
+// state costs the others one round trip, not theirs alone. Any other
+// failure (the connection, the context) sends every request alone.
 func (g *decisionGroups) commit(group []*groupRequest) {
-	b := &pgx.Batch{}
-	writes := make([]rememberedWrite, 0, len(group))
-	sent := group[:0:0]
-	for _, gr := range group {
-		st, ok := g.r.states.get(gr.req)
-		if !ok {
-			gr.out <- groupOutcome{} // decide the locking way
-			continue
-		}
-		w, ok, err := g.queueOne(b, gr, st)
-		if !ok || err != nil {
-			gr.out <- groupOutcome{done: ok, err: err}
-			continue
-		}
-		writes, sent = append(writes, w), append(sent, gr)
-	}
-	if len(sent) == 0 {
-		return
-	}
-	// The first request's context bounds the group: every command's context
-	// is detached from its client and ends only at its own time limit.
-	err := readBatch(g.r.pool.SendBatch(sent[0].ctx, b), func(br pgx.BatchResults) error {
-		for _, w := range writes {
-			if err := w.read(br); err != nil {
-				return err
+	for {
+		b := &pgx.Batch{}
+		writes := make([]rememberedWrite, 0, len(group))
+		sent := group[:0:0]
+		for _, gr := range group {
+			st, ok := g.r.states.get(gr.req)
+			if !ok {
+				gr.out <- groupOutcome{} // decide the locking way
+				continue
 			}
+			w, ok, err := g.queueOne(b, gr, st)
+			if !ok || err != nil {
+				gr.out <- groupOutcome{done: ok, err: err}
+				continue
+			}
+			writes, sent = append(writes, w), append(sent, gr)
 		}
-		return nil
-	})
-	switch {
-	case err == nil:
-		for i, gr := range sent {
-			g.r.states.put(gr.req, writes[i].st)
-			gr.out <- groupOutcome{done: true}
+		if len(sent) == 0 {
+			return
 		}
-	case len(sent) > 1:
-		for _, gr := range sent {
-			gr.out <- groupOutcome{alone: true}
+		failed := -1
+		// The first request's context bounds the group: every command's
+		// context is detached from its client and ends only at its own
+		// time limit.
+		err := readBatch(g.r.pool.SendBatch(sent[0].ctx, b), func(br pgx.BatchResults) error {
+			for i, w := range writes {
+				if err := w.read(br); err != nil {
+					failed = i
+					return err
+				}
+			}
+			return nil
+		})
+		switch {
+		case err == nil:
+			for i, gr := range sent {
+				g.r.states.put(gr.req, writes[i].st)
+				gr.out <- groupOutcome{done: true}
+			}
+			return
+		case len(sent) == 1 && isStale(err):
+			g.r.states.forget(sent[0].req)
+			sent[0].out <- groupOutcome{}
+			return
+		case len(sent) == 1:
+			sent[0].out <- groupOutcome{done: true, err: err}
+			return
+		case failed >= 0 && isStatementError(err):
+			sent[failed].out <- groupOutcome{alone: true}
+			group = append(sent[:failed:failed], sent[failed+1:]...)
+		default:
+			for _, gr := range sent {
+				gr.out <- groupOutcome{alone: true}
+			}
+			return
 		}
-	case isStale(err):
-		g.r.states.forget(sent[0].req)
-		sent[0].out <- groupOutcome{}
-	default:
-		sent[0].out <- groupOutcome{done: true, err: err}
 	}
+}
+
+// isStatementError tells whether err is a statement's failure reported by
+// the server, which rolled the batch back, rather than the connection's.
+func isStatementError(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) || errors.Is(err, eventstore.ErrConcurrency)
 }
 
 // queueOne is queueRemembered for gr. A panic in its decision (a bug)

@@ -146,8 +146,8 @@ func TestDecisionGroups(t *testing.T) {
 
 // TestDecisionGroupsStaleMember: when one decision of a group was made on a
 // stale state (another process wrote the user's usage), the group writes
-// nothing and each decision is made again alone: the stale one on the
-// fresh state, the others exactly once.
+// nothing; the stale decision is made again alone on the fresh state and
+// the others are sent again as a group, each written exactly once.
 func TestDecisionGroupsStaleMember(t *testing.T) {
 	f := newGroupFixture(t, 3)
 	a, b, c := f.users[0], f.users[1], f.users[2]
@@ -158,12 +158,14 @@ func TestDecisionGroupsStaleMember(t *testing.T) {
 	if last := got[1].seen[len(got[1].seen)-1]; last != 7 {
 		t.Fatalf("the stale decision saw %v, last want 7", got[1].seen)
 	}
-	txs := map[string]bool{}
-	for _, r := range got {
-		txs[f.transactionOf(r.stream)] = true
+	if f.transactionOf(got[0].stream) != f.transactionOf(got[2].stream) {
+		t.Fatal("a and c were not sent again as one group")
 	}
-	if len(txs) != 3 {
-		t.Fatalf("%d transactions for 3 decisions tried alone", len(txs))
+	if f.transactionOf(got[1].stream) == f.transactionOf(got[0].stream) {
+		t.Fatal("the stale decision was in the group")
+	}
+	if len(got[0].seen) != 2 || got[0].seen[0] != 1 || got[0].seen[1] != 1 {
+		t.Fatalf("a's decisions saw %v, want [1 1] (decided again for the second group)", got[0].seen)
 	}
 	for u, want := range map[string]int{a: 2, b: 8, c: 2} {
 		if n := f.orders(u); n != want {
