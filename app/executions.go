@@ -24,6 +24,8 @@ type ExecutionState struct {
 	// locked until the transaction ends.
 	Usage            domain.DailyUsage
 	SecretConfigured bool
+	// Halted: the risk kill switch is engaged, every order is rejected.
+	Halted bool
 	// Secret is the stored secret, sealed, when DecideRequest.Secret asked
 	// for it and there is one.
 	Secret *StoredExchangeSecret
@@ -205,8 +207,8 @@ func (r *run) decide(open func(ExecutionState) error, final func(decision) *Resp
 			}
 		}
 		d = decision{
-			Decision:         domain.Evaluate(domain.RulesFor(s.Profile), r.order, ref, filters, s.Usage),
-			Shadow:           domain.Evaluate(domain.RulesFor(domain.ShadowOf(s.Profile)), r.order, ref, filters, s.Usage),
+			Decision:         domain.Evaluate(domain.RulesFor(s.Profile).Halt(s.Halted), r.order, ref, filters, s.Usage),
+			Shadow:           domain.Evaluate(domain.RulesFor(domain.ShadowOf(s.Profile)).Halt(s.Halted), r.order, ref, filters, s.Usage),
 			Reference:        ref,
 			SecretConfigured: s.SecretConfigured,
 		}

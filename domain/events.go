@@ -42,3 +42,10 @@ const (
 	EventKeyRotationRollback  = "security.key_rotation.rollback"
 	EventKeyRotationUnfrozen  = "security.key_rotation.unfrozen"
 )
+
+// Risk kill switch events (DESIGN §8): an administrator engaged or released
+// it (KillSwitch).
+const (
+	EventKillSwitchEngaged  = "risk.kill_switch.engaged"
+	EventKillSwitchReleased = "risk.kill_switch.released"
+)

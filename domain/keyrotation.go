@@ -159,6 +159,18 @@ const (
 	maxReasonLength   = 1000
 )
 
+// parseReason is an administrator's explanation of a change: 1 to
+// maxReasonLength bytes of text once trimmed, lines but no other control
+// characters.
+func parseReason(reason string) (string, error) {
+	reason = strings.TrimSpace(reason)
+	if reason == "" || len(reason) > maxReasonLength || !utf8.ValidString(reason) ||
+		strings.IndexFunc(reason, func(r rune) bool { return unicode.IsControl(r) && r != '\n' }) >= 0 {
+		return "", Errorf(KindInvalid, "invalid_reason", "the reason must be 1 to %d characters of text", maxReasonLength)
+	}
+	return reason, nil
+}
+
 var incidentID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:/#-]*$`)
 
 // Unfreeze lifts a rollback's freeze, recording the incident that explains it.
@@ -166,10 +178,9 @@ func (k *KeyRotation) Unfreeze(incident, reason, operator string) error {
 	if len(incident) > maxIncidentLength || !incidentID.MatchString(incident) {
 		return Errorf(KindInvalid, "invalid_incident", "the incident must be an id such as INC-123 (letters, digits, . _ : / # -; at most %d characters)", maxIncidentLength)
 	}
-	reason = strings.TrimSpace(reason)
-	if reason == "" || len(reason) > maxReasonLength || !utf8.ValidString(reason) ||
-		strings.IndexFunc(reason, func(r rune) bool { return unicode.IsControl(r) && r != '\n' }) >= 0 {
-		return Errorf(KindInvalid, "invalid_reason", "the reason must be 1 to %d characters of text", maxReasonLength)
+	reason, err := parseReason(reason)
+	if err != nil {
+		return err
 	}
 	if k.frozen == nil {
 		return Errorf(KindConflict, "not_frozen", "key rotation is not frozen; there is nothing to unfreeze")

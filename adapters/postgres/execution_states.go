@@ -15,11 +15,12 @@ import (
 
 // executionStates remembers, per user, UTC day and exchange, the state the
 // last decision of this process left behind: the day's usage, the user's
-// risk profile and whether a secret is stored. A decision can then be made
-// on it and written in one round trip (decideOnRemembered) whose first
-// statement checks, atomically with the writes, that the state is still
-// what was remembered. Another process's decision, a profile or secret
-// change, a new day: the check fails, the round trip writes nothing, and
+// risk profile, whether a secret is stored, the kill switch. A decision
+// can then be made on it and written in one round trip
+// (decideOnRemembered) whose first statement checks, atomically with the
+// writes, that the state is still what was remembered. Another process's
+// decision, a profile or secret change, the kill switch moved, a new day:
+// the check fails, the round trip writes nothing, and
 // the decision is made again the locking way. So the remembered state is
 // never trusted, only tried: it is versioned data (the usage row's values
 // are its version), and a stale copy costs a round trip, never a wrong
@@ -69,8 +70,9 @@ const claimOrFailSQL = `WITH c AS (` + claimSQL + `) SELECT 1 / count(*) FROM c`
 
 // checkedUsageSQL writes the usage a decision leaves ($3, $4) only when the
 // state it was made on is still the current one: the usage row holds $5,
-// $6, the user's profile is $7 and a secret for exchange $8 is stored or
-// not as $9 says. Otherwise it fails (division by zero). The UPDATE locks
+// $6, the user's profile is $7, a secret for exchange $8 is stored or not
+// as $9 says and the kill switch is engaged or not as $10 says. Otherwise
+// it fails (division by zero). The UPDATE locks
 // the row, and a concurrent decision that changed it meanwhile makes the
 // WHERE false when re-checked against the new row (READ COMMITTED).
 const checkedUsageSQL = `WITH u AS (
@@ -78,6 +80,7 @@ const checkedUsageSQL = `WITH u AS (
 		WHERE d.user_id = $1 AND d.day = $2::date AND d.orders = $5 AND d.notional = $6::numeric
 			AND (SELECT risk_profile FROM users WHERE id = $1) = $7
 			AND EXISTS (SELECT 1 FROM exchange_secrets s WHERE s.user_id = $1 AND s.exchange = $8) = $9
+			AND (SELECT engaged FROM risk_kill_switch) = $10
 		RETURNING 1)
 	SELECT 1 / count(*) FROM u`
 
@@ -104,7 +107,7 @@ func (r *Executions) queueRemembered(ctx context.Context, b *pgx.Batch, req app.
 		queueClaim(b, claimOrFailSQL, *req.Key)
 	}
 	b.Queue(checkedUsageSQL, req.UserID, req.Day, d.Usage.Orders, d.Usage.Notional.String(),
-		st.Usage.Orders, st.Usage.Notional.String(), string(st.Profile), string(req.Exchange), st.SecretConfigured)
+		st.Usage.Orders, st.Usage.Notional.String(), string(st.Profile), string(req.Exchange), st.SecretConfigured, st.Halted)
 	checks := b.Len() - start
 	appended, err := queueAppend(ctx, r.store, b, req.Stream, eventstore.NoStream, d.Events...)
 	if err != nil {

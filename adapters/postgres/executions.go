@@ -34,7 +34,8 @@ func NewExecutions(store *eventstore.Store) *Executions {
 // Decide implements app.Executions in two round trips and one commit:
 //
 //  1. BEGIN; the key's claim (with one); insert the usage row when missing;
-//     lock it, reading the profile and whether a secret is stored;
+//     lock it, reading the profile, whether a secret is stored and the
+//     kill switch;
 //  2. (after deciding) the append; the usage and key writes; COMMIT.
 //
 // BEGIN and COMMIT travel in the batches (PostgreSQL turns a batch's
@@ -90,7 +91,8 @@ func (r *Executions) decide(ctx context.Context, conn *pgx.Conn, req app.DecideR
 		queueClaim(b, claimSQL, *req.Key)
 	}
 	b.Queue(`INSERT INTO execution_daily_usage (user_id, day) VALUES ($1, $2::date) ON CONFLICT (user_id, day) DO NOTHING`, req.UserID, req.Day)
-	b.Queue(`SELECT d.orders, d.notional::text, u.risk_profile, s.user_id IS NOT NULL, CASE WHEN $4 THEN s.fields END
+	b.Queue(`SELECT d.orders, d.notional::text, u.risk_profile, s.user_id IS NOT NULL, CASE WHEN $4 THEN s.fields END,
+			(SELECT engaged FROM risk_kill_switch)
 		FROM execution_daily_usage d JOIN users u ON u.id = d.user_id
 			LEFT JOIN exchange_secrets s ON s.user_id = d.user_id AND s.exchange = $3
 		WHERE d.user_id = $1 AND d.day = $2::date
@@ -115,7 +117,7 @@ func (r *Executions) decide(ctx context.Context, conn *pgx.Conn, req app.DecideR
 		if _, err := br.Exec(); err != nil {
 			return err
 		}
-		return br.QueryRow().Scan(&st.Usage.Orders, &notional, &profile, &st.SecretConfigured, &fields)
+		return br.QueryRow().Scan(&st.Usage.Orders, &notional, &profile, &st.SecretConfigured, &fields, &st.Halted)
 	})
 	var pgErr *pgconn.PgError
 	switch {

@@ -32,9 +32,15 @@ func auditRoutes(store *eventstore.Store, auth *porthttp.Authenticator) porthttp
 	}, auth.RequireUser, auth.RequireAdmin)
 }
 
-// riskRoutes wires the daily risk comparison over its read model.
+// riskRoutes wires the daily risk comparison over its read model and the
+// kill switch.
 func riskRoutes(store *eventstore.Store, auth *porthttp.Authenticator, clock app.Clock) porthttp.Registrar {
-	return porthttp.RiskRoutes(app.NewDailyRiskCompareHandler(projections.NewDailyRiskReader(store.Pool()), clock), auth.RequireAdmin)
+	ks := postgres.NewKillSwitch(store)
+	return porthttp.RiskRoutes(porthttp.Risk{
+		Compare:       app.NewDailyRiskCompareHandler(projections.NewDailyRiskReader(store.Pool()), clock),
+		KillSwitch:    app.NewGetKillSwitchHandler(ks),
+		SetKillSwitch: app.NewSetKillSwitchHandler(ks),
+	}, auth.RequireAdmin)
 }
 
 const projectionsUsage = `usage:

@@ -2,18 +2,78 @@ package http
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/gorilla/mux"
 
 	"github.com/tradeops/tradeops/app"
 )
 
-// RiskRoutes serves GET /ops/risk/daily-compare?from=&to=, the day-by-day
-// comparison of the risk profiles, for admins.
-func RiskRoutes(h *app.DailyRiskCompareHandler, requireAdmin mux.MiddlewareFunc) Registrar {
+// Risk holds the use cases behind the admin's risk routes.
+type Risk struct {
+	Compare       *app.DailyRiskCompareHandler
+	KillSwitch    *app.GetKillSwitchHandler
+	SetKillSwitch *app.SetKillSwitchHandler
+}
+
+// RiskRoutes serves, for admins, GET /ops/risk/daily-compare?from=&to=
+// (the day-by-day comparison of the risk profiles) and GET and PUT
+// /ops/risk/kill-switch.
+func RiskRoutes(h Risk, requireAdmin mux.MiddlewareFunc) Registrar {
 	return func(r *mux.Router) {
-		r.Handle("/ops/risk/daily-compare", requireAdmin(dailyCompare(h))).Methods(http.MethodGet)
+		r.Handle("/ops/risk/daily-compare", requireAdmin(dailyCompare(h.Compare))).Methods(http.MethodGet)
+		r.Handle("/ops/risk/kill-switch", requireAdmin(http.HandlerFunc(h.getKillSwitch))).Methods(http.MethodGet)
+		r.Handle("/ops/risk/kill-switch", requireAdmin(http.HandlerFunc(h.setKillSwitch))).Methods(http.MethodPut)
 	}
+}
+
+type killSwitchJSON struct {
+	Engaged   bool    `json:"engaged"`
+	Reason    string  `json:"reason"`
+	ChangedBy *string    `json:"changed_by"`
+	ChangedAt *time.Time `json:"changed_at"`
+}
+
+func killSwitchResponse(s app.KillSwitchState) killSwitchJSON {
+	out := killSwitchJSON{Engaged: s.Engaged, Reason: s.Reason}
+	if s.ChangedBy != "" {
+		out.ChangedBy = &s.ChangedBy
+	}
+	if !s.ChangedAt.IsZero() {
+		out.ChangedAt = &s.ChangedAt
+	}
+	return out
+}
+
+func (h Risk) getKillSwitch(w http.ResponseWriter, r *http.Request) {
+	s, err := h.KillSwitch.Handle(r.Context())
+	if err != nil {
+		WriteError(w, r, err)
+		return
+	}
+	WriteJSON(w, http.StatusOK, killSwitchResponse(s))
+}
+
+// setKillSwitch takes {"engaged": bool, "reason": text}; engaged is
+// required, so that a body missing it never releases the switch.
+func (h Risk) setKillSwitch(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Engaged *bool  `json:"engaged"`
+		Reason  string `json:"reason"`
+	}
+	if !DecodeJSON(w, r, &req) {
+		return
+	}
+	if req.Engaged == nil {
+		writeErrorStatus(w, http.StatusBadRequest, "missing_engaged", "engaged (true or false) is required")
+		return
+	}
+	s, err := h.SetKillSwitch.Handle(r.Context(), app.SetKillSwitch{Engaged: *req.Engaged, Reason: req.Reason})
+	if err != nil {
+		WriteError(w, r, err)
+		return
+	}
+	WriteJSON(w, http.StatusOK, killSwitchResponse(s))
 }
 
 func dailyCompare(h *app.DailyRiskCompareHandler) http.Handler {
