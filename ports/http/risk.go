@@ -28,8 +28,8 @@ func RiskRoutes(h Risk, requireAdmin mux.MiddlewareFunc) Registrar {
 }
 
 type killSwitchJSON struct {
-	Engaged   bool    `json:"engaged"`
-	Reason    string  `json:"reason"`
+	Engaged   bool       `json:"engaged"`
+	Reason    string     `json:"reason"`
 	ChangedBy *string    `json:"changed_by"`
 	ChangedAt *time.Time `json:"changed_at"`
 }
