@@ -441,7 +441,14 @@ func (e *consoleEnv) testAudit(t *testing.T) {
 	rows := func() [][]string {
 		return browsertest.Eval[[][]string](tab, `[...document.querySelectorAll('#audit-table tbody tr')].map((r) => [...r.cells].map((c) => c.textContent))`)
 	}
-	api := e.apiCall(t, http.MethodGet, "/ops/audit/me?limit=1000", token, "")["events"].([]any)
+	// The API's timeline once it holds the console's own login too (14).
+	var api []any
+	for deadline := time.Now().Add(10 * time.Second); len(api) < 14; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the audit log did not catch up with the console's login: %d events", len(api))
+		}
+		api = e.apiCall(t, http.MethodGet, "/ops/audit/me?limit=1000", token, "")["events"].([]any)
+	}
 	tab.Do(fill("audit-limit", "10"), chromedp.Click(chromedp.CSS(`#audit-form button`)))
 	idle(t, tab, "view-audit")
 	if got := rows(); len(got) != 10 {
@@ -577,6 +584,24 @@ func (e *consoleEnv) testAdmin(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Logf("wrote %s", shot)
+	}
+
+	// The kill switch, engaged and released from the console: while it is
+	// engaged an order is rejected with RISK_KILL_SWITCH.
+	tab.WaitFor(`document.getElementById('killswitch-state').textContent.startsWith('Released')`, 5*time.Second, "document.getElementById('killswitch-state').textContent")
+	tab.Do(fill("killswitch-reason", "console drill"), chromedp.Click(chromedp.CSS(`#killswitch-engage`)))
+	tab.WaitFor(`document.getElementById('killswitch-state').textContent.startsWith('ENGAGED') && document.getElementById('killswitch-state').textContent.includes('(console drill)')`,
+		5*time.Second, "document.getElementById('killswitch-state').textContent")
+	if ks := e.apiCall(t, http.MethodGet, "/ops/risk/kill-switch", admin, ""); ks["engaged"] != true || ks["reason"] != "console drill" {
+		t.Fatalf("kill switch after engaging from the console: %v", ks)
+	}
+	if r := e.apiCall(t, http.MethodPost, "/ops/execution/prepare", loose, `{"exchange":"BINANCE","symbol":"BTCUSDT","side":"BUY","qty":"0.01"}`); r["decision"] != "rejected" {
+		t.Fatalf("prepare while halted: %v", r)
+	}
+	tab.Do(fill("killswitch-reason", "drill over"), chromedp.Click(chromedp.CSS(`#killswitch-release`)))
+	tab.WaitFor(`document.getElementById('killswitch-state').textContent.startsWith('Released since')`, 5*time.Second, "document.getElementById('killswitch-state').textContent")
+	if ks := e.apiCall(t, http.MethodGet, "/ops/risk/kill-switch", admin, ""); ks["engaged"] != false {
+		t.Fatalf("kill switch after releasing from the console: %v", ks)
 	}
 
 	show(t, tab, "admin-audit")

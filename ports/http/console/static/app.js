@@ -568,7 +568,29 @@ async function loadRisk() {
   });
 }
 
-loaders.risk = () => busy('Loading the daily comparison…', null, loadRisk);
+// The kill switch sits above the comparison: while it is engaged, every
+// order is rejected under both profiles.
+function showKillSwitch(ks) {
+  const since = ks.changed_at ? ' since ' + ks.changed_at + ' (' + ks.reason + ')' : '';
+  $('killswitch-state').textContent = ks.engaged
+    ? 'ENGAGED' + since + ': every order is rejected (RISK_KILL_SWITCH) and nothing is sent.'
+    : 'Released' + since + ': orders are decided by their risk profile.';
+  $('killswitch').classList.toggle('engaged', ks.engaged);
+}
+
+$('killswitch-form').addEventListener('submit', (ev) => {
+  ev.preventDefault();
+  const engaged = ev.submitter.dataset.engaged === 'true';
+  busy(engaged ? 'Engaging the kill switch…' : 'Releasing the kill switch…', ev.submitter, async () => {
+    showKillSwitch(await api('PUT', '/ops/risk/kill-switch', {json: {engaged, reason: $('killswitch-reason').value}}));
+    $('killswitch-reason').value = '';
+  });
+});
+
+loaders.risk = () => busy('Loading the daily comparison…', null, async () => {
+  showKillSwitch(await api('GET', '/ops/risk/kill-switch'));
+  await loadRisk();
+});
 $('risk-form').addEventListener('submit', (ev) => {
   ev.preventDefault();
   busy('Loading the daily comparison…', ev.submitter, loadRisk);
