@@ -74,7 +74,7 @@ func (h *LoginHandler) Handle(ctx context.Context, cmd Login) (AccessToken, erro
 	defer cancel()
 	email := domain.NormalizeEmail(cmd.Username)
 	account := h.usernames.Hash(email)
-	attempt, err := h.attempts.Begin(ctx, account, CallerFrom(ctx).ClientIP, h.clock.Now(), h.policy)
+	attempt, err := h.attempts.Begin(ctx, account, domain.ThrottleSource(CallerFrom(ctx).ClientIP), h.clock.Now(), h.policy)
 	if err != nil {
 		return AccessToken{}, err
 	}

@@ -38,7 +38,7 @@ func (o *otpCheck) run(ctx context.Context, action string, code domain.Secret, c
 	defer cancel()
 	account := o.usernames.Hash(caller.Email)
 	stream := domain.LoginStream(account)
-	attempt, err := o.attempts.Begin(ctx, account, caller.ClientIP, o.clock.Now(), o.policy)
+	attempt, err := o.attempts.Begin(ctx, account, domain.ThrottleSource(caller.ClientIP), o.clock.Now(), o.policy)
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"log/slog"
+	"net/netip"
 	"time"
 )
 
@@ -228,4 +229,20 @@ func (p ThrottlePolicy) inFlight(now time.Time, pending []time.Time) int {
 		}
 	}
 	return n
+}
+
+// ThrottleSource is the source a client address is throttled as: an IPv4
+// address itself, an IPv6 address its /64. One IPv6 host usually holds a
+// whole /64 (SLAAC, privacy addresses) and can hop across it at will, so a
+// per-address limit would not hold it back. Anything else is kept as is.
+func ThrottleSource(clientIP string) string {
+	a, err := netip.ParseAddr(clientIP)
+	if err != nil || a.Unmap().Is4() {
+		return clientIP
+	}
+	p, err := a.WithZone("").Prefix(64)
+	if err != nil {
+		return clientIP
+	}
+	return p.String()
 }

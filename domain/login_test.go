@@ -134,3 +134,21 @@ func TestAttemptsEndWithinInFlight(t *testing.T) {
 		}
 	}
 }
+
+// TestThrottleSource: IPv4 addresses (also IPv4-mapped IPv6) are their own
+// source, IPv6 addresses count as their /64, anything else is kept.
+func TestThrottleSource(t *testing.T) {
+	for in, want := range map[string]string{
+		"192.0.2.7":            "192.0.2.7",
+		"::ffff:192.0.2.7":     "::ffff:192.0.2.7",
+		"2001:db8:1:2:3:4:5:6": "2001:db8:1:2::/64",
+		"2001:db8:1:2::1":      "2001:db8:1:2::/64",
+		"fe80::1%eth0":         "fe80::/64",
+		"":                     "",
+		"not-an-ip":            "not-an-ip",
+	} {
+		if got := domain.ThrottleSource(in); got != want {
+			t.Errorf("ThrottleSource(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -82,6 +82,15 @@ func TestThrottlingPerIP(t *testing.T) {
 	if r := h.login("mine@example.com", "correct horse battery", "", "192.0.2.8"); r.status != http.StatusOK {
 		t.Fatalf("other IP: %d %s", r.status, r.raw)
 	}
+	// An IPv6 client is limited by its /64: hopping to another address of
+	// the prefix does not reset the count, another /64 is unaffected.
+	for _, hop := range []string{"2001:db8:1:2::a", "2001:db8:1:2::b", "2001:db8:1:2:ffff::c"} {
+		wantError(t, h.login("d@example.com", "guess", "", hop), http.StatusUnauthorized, "invalid_credentials")
+	}
+	wantError(t, h.login("mine@example.com", "correct horse battery", "", "2001:db8:1:2::d"), http.StatusTooManyRequests, "too_many_attempts")
+	if r := h.login("mine@example.com", "correct horse battery", "", "2001:db8:1:3::a"); r.status != http.StatusOK {
+		t.Fatalf("other /64: %d %s", r.status, r.raw)
+	}
 }
 
 func TestOTPFailuresAreThrottled(t *testing.T) {
