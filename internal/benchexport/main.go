@@ -14,7 +14,8 @@
 //
 // Run it with `go run ./internal/benchexport` (DATABASE_URL or
 // TEST_DATABASE_URL names the server; a scratch database is created and
-// dropped). nats-server comes from NATS_SERVER_BIN, PATH or /usr/sbin.
+// dropped). nats-server comes from NATS_SERVER_BIN, PATH or /usr/sbin; the
+// first line names its version.
 package main
 
 import (
@@ -93,7 +94,11 @@ func run(ctx context.Context, events, runs int, lagFor time.Duration, rate int, 
 	if err := eventgen.WaitVisible(ctx, pool); err != nil {
 		return err
 	}
-	fmt.Printf("generated %d events in %s; nats-server %s\n\n", events, time.Since(start).Round(time.Millisecond), bin)
+	version, err := serverVersion(srv.URL)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("generated %d events in %s; nats-server %s (%s)\n\n", events, time.Since(start).Round(time.Millisecond), version, bin)
 
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	var scan, exp result
@@ -134,6 +139,17 @@ func run(ctx context.Context, events, runs int, lagFor time.Duration, rate int, 
 		return measureLag(ctx, pool, store, srv, last, lagFor, rate, quiet)
 	}
 	return nil
+}
+
+// serverVersion is the version the server at url announces: the tables
+// compare NATS releases (NATS_SERVER_BIN), so each says which it measured.
+func serverVersion(url string) (string, error) {
+	nc, err := nats.Connect(url)
+	if err != nil {
+		return "", err
+	}
+	defer nc.Close()
+	return nc.ConnectedServerVersion(), nil
 }
 
 func config(url string, i int) export.Config {
