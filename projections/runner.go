@@ -61,8 +61,8 @@ func WithBatchSize(n int) RunnerOption { return func(r *Runner) { r.batchSize = 
 func WithPollInterval(d time.Duration) RunnerOption { return func(r *Runner) { r.poll = d } }
 
 // busyPollFactor stretches the head check that follows a wake-up. Each
-// wake-up costs every projection a batch transaction (six round trips)
-// however few events it carries: at 100 commands/s, waking every 10 ms
+// wake-up costs every projection a batch transaction (three round trips
+// besides Apply's, see stepFast) however few events it carries: at 100 commands/s, waking every 10 ms
 // cost the server more CPU in projection batches than in the commands
 // themselves (benchexec: 4.4 ms of tradeops CPU per prepare at 100/s, 2.4
 // ms with 50 ms between wake-ups). A quiet stream is still noticed within

@@ -2,15 +2,21 @@ package projections
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"slices"
+	"strconv"
+	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -44,32 +50,37 @@ func (c *roundTrips) forward(client, server net.Conn) {
 	}
 }
 
-// countingPool is a one-connection pool on env's database through a proxy
-// that counts round trips.
-func countingPool(t *testing.T, env testEnv) (*pgxpool.Pool, *roundTrips) {
+// onePool is a one-connection pool on env's database — its statements
+// prepared once, by a warm-up batch — through a proxy that counts round
+// trips when counter is set.
+func onePool(t testing.TB, env testEnv, counter *roundTrips) *pgxpool.Pool {
 	t.Helper()
 	cfg, err := pgxpool.ParseConfig(env.url)
 	if err != nil {
 		t.Fatal(err)
 	}
-	counter := &roundTrips{}
-	proxy, err := testdb.Listen(fmt.Sprintf("%s:%d", cfg.ConnConfig.Host, cfg.ConnConfig.Port), counter.forward)
-	if err != nil {
-		t.Fatal(err)
+	if counter != nil {
+		proxy, err := testdb.Listen(fmt.Sprintf("%s:%d", cfg.ConnConfig.Host, cfg.ConnConfig.Port), counter.forward)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(proxy.Close)
+		host, port, _ := net.SplitHostPort(proxy.Addr())
+		cfg.ConnConfig.Host, cfg.ConnConfig.TLSConfig, cfg.ConnConfig.Fallbacks = host, nil, nil
+		if _, err := fmt.Sscan(port, &cfg.ConnConfig.Port); err != nil {
+			t.Fatal(err)
+		}
 	}
-	t.Cleanup(proxy.Close)
-	host, port, _ := net.SplitHostPort(proxy.Addr())
-	cfg.ConnConfig.Host, cfg.ConnConfig.TLSConfig, cfg.ConnConfig.Fallbacks = host, nil, nil
-	if _, err := fmt.Sscan(port, &cfg.ConnConfig.Port); err != nil {
-		t.Fatal(err)
-	}
-	cfg.MaxConns = 1 // one connection, whose statements are prepared by the warm-up
+	cfg.MaxConns = 1
+	// No liveness ping of a connection idle for a second (a slow append on
+	// a loaded machine) among the round trips counted.
+	cfg.ShouldPing = func(context.Context, pgxpool.ShouldPingParams) bool { return false }
 	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
-	return pool, counter
+	return pool
 }
 
 // nothing is a projection whose Apply costs no round trip.
@@ -85,7 +96,8 @@ func (nothing) Apply(context.Context, Tx, Tables, []eventstore.Event) error { re
 // in one. It logs what each projection's batch costs.
 func TestRunnerStepRoundTrips(t *testing.T) {
 	env := newEnv(t)
-	pool, counter := countingPool(t, env)
+	counter := &roundTrips{}
+	pool := onePool(t, env, counter)
 	ps := append([]Projection{nothing{}}, All()...)
 	r := NewRunner(pool, env.store, ps)
 	appendSome := func() {
@@ -185,4 +197,89 @@ func TestPoisonInALiveBatchIsQuarantinedAndTheRestAppliedOnce(t *testing.T) {
 	if s, err := ReadStatus(context.Background(), env.pool, []Projection{p}); err != nil || s[0].State != "live" || s[0].LagEvents != 0 {
 		t.Fatalf("status %+v, %v", s, err)
 	}
+}
+
+// BenchmarkLiveBatch applies batches of 5 events to every projection, the
+// live runner's usual wake-up under load, by the one-piece batch (fast) and
+// by the savepointed one (careful), and reports per wake-up this process's
+// CPU and the PostgreSQL backend's (TestRunnerStepRoundTrips counts the
+// round trips).
+func BenchmarkLiveBatch(b *testing.B) {
+	modes := []struct {
+		name string
+		step func(*Runner, context.Context, Projection) (int, error)
+	}{
+		{"fast", (*Runner).step},
+		{"careful", func(r *Runner, ctx context.Context, p Projection) (int, error) {
+			n, _, err := r.stepCareful(ctx, p)
+			return n, err
+		}},
+	}
+	for _, mode := range modes {
+		b.Run(mode.name, func(b *testing.B) {
+			ctx := context.Background()
+			env := newEnv(b)
+			pool := onePool(b, env, nil) // a proxy's CPU would count as ours
+			var backend int
+			if err := pool.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&backend); err != nil {
+				b.Fatal(err)
+			}
+			ps := All()
+			r := NewRunner(pool, env.store, ps)
+			for _, p := range ps {
+				if err := ensureCheckpoint(ctx, pool, p); err != nil {
+					b.Fatal(err)
+				}
+			}
+			var self, server time.Duration
+			wakes := 0
+			for b.Loop() {
+				b.StopTimer()
+				for i := range 5 {
+					env.appendOne(b, "execution-bench", "user-a", "test.bench", map[string]any{"n": i})
+				}
+				env.waitVisible(b)
+				server0 := backendCPU(b, backend)
+				self0 := processCPU(b)
+				b.StartTimer()
+				for _, p := range ps {
+					if _, err := mode.step(r, ctx, p); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.StopTimer()
+				self += processCPU(b) - self0
+				server += backendCPU(b, backend) - server0 // after: reading it costs us CPU
+				wakes++
+				b.StartTimer()
+			}
+			b.ReportMetric(float64(self.Microseconds())/float64(wakes), "self-µs/wake")
+			b.ReportMetric(float64(server.Microseconds())/float64(wakes), "pg-µs/wake")
+		})
+	}
+}
+
+// processCPU is the CPU time this process has used.
+func processCPU(t testing.TB) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		t.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// backendCPU is the CPU time the PostgreSQL backend pid has used (it must
+// run on this machine), in clock ticks of 10 ms: compare sums over many
+// batches, not one.
+func backendCPU(t testing.TB, pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		t.Skipf("the backend's CPU time: %v", err)
+	}
+	// The fields after the command name (which may hold spaces): state is
+	// the first, utime and stime the 12th and 13th.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * 10 * time.Millisecond
 }
