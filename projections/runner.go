@@ -235,11 +235,7 @@ func (r *Runner) stepFast(ctx context.Context, p Projection) (n int, poisoned bo
 			_, _ = conn.Exec(context.WithoutCancel(ctx), "ROLLBACK")
 		}
 	}()
-	var begin pgx.Batch
-	begin.Queue("BEGIN")
-	begin.Queue(asyncCommit)
-	begin.Queue(lockCheckpointSQL(true), p.Name())
-	cp, err := sendLockBatch(ctx, conn, &begin, p.Name())
+	cp, err := beginLocked(ctx, conn, p.Name())
 	if err != nil {
 		return 0, false, err
 	}
@@ -265,10 +261,17 @@ func (r *Runner) stepFast(ctx context.Context, p Projection) (n int, poisoned bo
 	return len(events), false, nil
 }
 
-// sendLockBatch sends begin — BEGIN, SET LOCAL, then the lock of name's
-// checkpoint with SKIP LOCKED — and returns the checkpoint.
-func sendLockBatch(ctx context.Context, conn *pgxpool.Conn, begin *pgx.Batch, name string) (checkpoint, error) {
-	br := conn.SendBatch(ctx, begin)
+// beginLocked begins a transaction on conn and locks name's checkpoint in
+// it — BEGIN, SET LOCAL and the lock in one pipelined batch — and returns
+// the checkpoint.
+func beginLocked(ctx context.Context, conn *pgxpool.Conn, name string) (checkpoint, error) {
+	var b pgx.Batch
+	b.Queue("BEGIN")
+	b.Queue(asyncCommit)
+	// SKIP LOCKED: another replica or a rebuild's swap has the batch; wait
+	// for the next wake-up instead of holding a connection in a lock queue.
+	b.Queue(lockCheckpointSQL(true), name)
+	br := conn.SendBatch(ctx, &b)
 	_, err := br.Exec()
 	if err == nil {
 		_, err = br.Exec()
@@ -277,8 +280,6 @@ func sendLockBatch(ctx context.Context, conn *pgxpool.Conn, begin *pgx.Batch, na
 		_ = br.Close()
 		return checkpoint{}, fmt.Errorf("projection %s: begin: %w", name, err)
 	}
-	// SKIP LOCKED: another replica or a rebuild's swap has the batch; wait
-	// for the next wake-up instead of holding a connection in a lock queue.
 	cp, err := scanCheckpoint(br.QueryRow(), name, true)
 	if cerr := br.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("projection %s: begin: %w", name, cerr)
@@ -295,6 +296,7 @@ func (r *Runner) stepCareful(ctx context.Context, p Projection) (n, quarantined 
 		return 0, 0, fmt.Errorf("projection %s: begin: %w", p.Name(), err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after Commit
+	// SKIP LOCKED, as in beginLocked.
 	cp, err := lockCheckpoint(ctx, tx, p.Name(), true)
 	if err != nil {
 		return 0, 0, err
