@@ -33,7 +33,7 @@ var auditLogColumns = []string{"transaction_id", "offset", "event_id", "actor_id
 // and reused buffers, so a row costs no allocation of its own. The subject
 // is derived from the redacted payload, the bytes the row stores, so that
 // migration 005's SQL, reading those rows, agrees with it.
-func (AuditLog) Apply(ctx context.Context, tx pgx.Tx, t Tables, events []eventstore.Event) error {
+func (AuditLog) Apply(ctx context.Context, tx Tx, t Tables, events []eventstore.Event) error {
 	var red redactor
 	var data []byte
 	var subject string

@@ -33,12 +33,22 @@ var errBusy = errors.New("checkpoint locked elsewhere")
 // lockCheckpoint locks name's checkpoint row for the rest of tx. With skip,
 // a row locked elsewhere returns errBusy at once; otherwise it waits.
 func lockCheckpoint(ctx context.Context, tx pgx.Tx, name string, skip bool) (checkpoint, error) {
+	return scanCheckpoint(tx.QueryRow(ctx, lockCheckpointSQL(skip), name), name, skip)
+}
+
+// lockCheckpointSQL locks and reads the checkpoint named by $1.
+func lockCheckpointSQL(skip bool) string {
 	sql := `SELECT transaction_id, "offset", version FROM projection_checkpoints WHERE name = $1 FOR UPDATE`
 	if skip {
 		sql += ` SKIP LOCKED`
 	}
+	return sql
+}
+
+// scanCheckpoint reads the row of lockCheckpointSQL(skip) for name.
+func scanCheckpoint(row pgx.Row, name string, skip bool) (checkpoint, error) {
 	var c checkpoint
-	err := tx.QueryRow(ctx, sql, name).Scan(&c.TransactionID, &c.Offset, &c.Version)
+	err := row.Scan(&c.TransactionID, &c.Offset, &c.Version)
 	if errors.Is(err, pgx.ErrNoRows) {
 		if skip {
 			return c, errBusy
@@ -51,12 +61,28 @@ func lockCheckpoint(ctx context.Context, tx pgx.Tx, name string, skip bool) (che
 	return c, nil
 }
 
+// checkVersion refuses to apply p over a read model another version wrote.
+func (c checkpoint) checkVersion(p Projection) error {
+	if c.Version != p.Version() {
+		return fmt.Errorf("read model %s is at version %d but this build writes version %d: run `tradeops projections rebuild %s`",
+			p.Name(), c.Version, p.Version(), p.Name())
+	}
+	return nil
+}
+
 func saveCheckpoint(ctx context.Context, tx pgx.Tx, name string, version int, pos eventstore.Position) error {
-	_, err := tx.Exec(ctx, `UPDATE projection_checkpoints
-		SET transaction_id = $2, "offset" = $3, version = $4, updated_at = now(), last_error = NULL
-		WHERE name = $1`, name, pos.TransactionID, pos.Offset, version)
-	if err != nil {
+	if _, err := tx.Exec(ctx, saveCheckpointSQL, saveCheckpointArgs(name, version, pos)...); err != nil {
 		return fmt.Errorf("save checkpoint of %s: %w", name, err)
 	}
 	return nil
+}
+
+// saveCheckpointSQL moves a checkpoint (saveCheckpointArgs) and clears its
+// error.
+const saveCheckpointSQL = `UPDATE projection_checkpoints
+		SET transaction_id = $2, "offset" = $3, version = $4, updated_at = now(), last_error = NULL
+		WHERE name = $1`
+
+func saveCheckpointArgs(name string, version int, pos eventstore.Position) []any {
+	return []any{name, pos.TransactionID, pos.Offset, version}
 }

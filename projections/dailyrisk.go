@@ -8,8 +8,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/tradeops/tradeops/domain"
 	"github.com/tradeops/tradeops/eventstore"
 )
@@ -62,7 +60,7 @@ const dailyRiskSchemaVersion = 1
 // their type alone, before any decoding. A relevant event whose payload does
 // not hold what the projection needs is a DataError: the runner quarantines
 // it rather than let it count wrong or not at all.
-func (DailyRiskCompare) Apply(ctx context.Context, tx pgx.Tx, t Tables, events []eventstore.Event) error {
+func (DailyRiskCompare) Apply(ctx context.Context, tx Tx, t Tables, events []eventstore.Event) error {
 	var b dailyRiskBatch
 	for _, e := range events {
 		kind, ok := testOrderKinds[e.Type]

@@ -8,8 +8,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/tradeops/tradeops/domain"
 	"github.com/tradeops/tradeops/eventstore"
 )
@@ -40,7 +38,7 @@ type statusRow struct {
 // Apply folds each run of secrets events to the last state of each (user,
 // exchange) it touches and writes it with one DELETE and one upsert,
 // set-based; a prune between runs is one UPDATE, in its place in the order.
-func (ExchangeSecretsStatus) Apply(ctx context.Context, tx pgx.Tx, t Tables, events []eventstore.Event) error {
+func (ExchangeSecretsStatus) Apply(ctx context.Context, tx Tx, t Tables, events []eventstore.Event) error {
 	table := t.Of(secretsStatusTable).Sanitize()
 	final := map[statusKey]*statusRow{}
 	for _, e := range events {
@@ -75,7 +73,7 @@ func (ExchangeSecretsStatus) Apply(ctx context.Context, tx pgx.Tx, t Tables, eve
 	return writeStatus(ctx, tx, table, final)
 }
 
-func writeStatus(ctx context.Context, tx pgx.Tx, table string, final map[statusKey]*statusRow) error {
+func writeStatus(ctx context.Context, tx Tx, table string, final map[statusKey]*statusRow) error {
 	var delUsers, delExchanges, users, exchanges, hints, keyIDs []string
 	var ats []time.Time
 	for k, r := range final {

@@ -164,7 +164,7 @@ type auditLogCopy struct{ AuditLog }
 
 func (auditLogCopy) Name() string     { return "audit_log_ref" }
 func (auditLogCopy) Tables() []string { return []string{"audit_log_ref"} }
-func (a auditLogCopy) Apply(ctx context.Context, tx pgx.Tx, _ Tables, events []eventstore.Event) error {
+func (a auditLogCopy) Apply(ctx context.Context, tx Tx, _ Tables, events []eventstore.Event) error {
 	return a.AuditLog.Apply(ctx, tx, Tables{suffix: "_ref"}, events)
 }
 

@@ -35,7 +35,16 @@ type Projection interface {
 	// into the tables named by t, inside tx, with set-based statements. It
 	// returns an error when one of the events cannot be applied; the caller
 	// then finds the poison event and quarantines it.
-	Apply(ctx context.Context, tx pgx.Tx, t Tables, events []eventstore.Event) error
+	Apply(ctx context.Context, tx Tx, t Tables, events []eventstore.Event) error
+}
+
+// Tx is what Apply uses of the batch's transaction: statements and COPY.
+// Savepoints are not Apply's to take (the runner isolates poison events
+// with them), and the live runner's usual batch is a pooled connection
+// inside a BEGIN it pipelined with the checkpoint lock, not a pgx.Tx.
+type Tx interface {
+	eventstore.Querier
+	CopyFrom(ctx context.Context, table pgx.Identifier, columns []string, src pgx.CopyFromSource) (int64, error)
 }
 
 // All returns every projection the live runner keeps up to date. It is the

@@ -61,8 +61,8 @@ func WithBatchSize(n int) RunnerOption { return func(r *Runner) { r.batchSize = 
 func WithPollInterval(d time.Duration) RunnerOption { return func(r *Runner) { r.poll = d } }
 
 // busyPollFactor stretches the head check that follows a wake-up. Each
-// wake-up costs every projection a batch transaction (six round trips)
-// however few events it carries: at 100 commands/s, waking every 10 ms
+// wake-up costs every projection a batch transaction (three round trips
+// besides Apply's, see stepFast) however few events it carries: at 100 commands/s, waking every 10 ms
 // cost the server more CPU in projection batches than in the commands
 // themselves (benchexec: 4.4 ms of tradeops CPU per prepare at 100/s, 2.4
 // ms with 50 ms between wake-ups). A quiet stream is still noticed within
@@ -186,52 +186,139 @@ func (r *Runner) sleep(ctx context.Context, wake <-chan struct{}, d time.Duratio
 	}
 }
 
-// asyncCommitBegin starts a batch's transaction with an asynchronous
-// commit: COMMIT returns without waiting for the WAL flush. A crash may
-// lose the last batches' commits, but a batch's read model rows and its
-// checkpoint are one transaction, so they are lost together and applied
-// again from the older checkpoint: exactly once holds. What it saves is a
-// disk flush per batch and projection (a flush costs ~2 ms on this
-// machine's disk), which commands' own commits were queueing behind.
-const asyncCommitBegin = "BEGIN; SET LOCAL synchronous_commit = off"
+// asyncCommit makes a batch's COMMIT return without waiting for the WAL
+// flush. A crash may lose the last batches' commits, but a batch's read
+// model rows and its checkpoint are one transaction, so they are lost
+// together and applied again from the older checkpoint: exactly once holds.
+// What it saves is a disk flush per batch and projection (a flush costs ~2
+// ms on this machine's disk), which commands' own commits were queueing
+// behind.
+const asyncCommit = "SET LOCAL synchronous_commit = off"
 
 // step applies the next batch: lock the checkpoint, read after it in the
 // same transaction, apply, move the checkpoint, commit. It returns how many
 // events it read.
+//
+// The batch is first applied as a whole, without savepoints (stepFast).
+// Only when that fails on the events' data is the transaction rolled back
+// and the batch redone by stepCareful, which isolates the poison events in
+// savepoints and quarantines them: poison is rare, and the redo reads the
+// batch again.
 func (r *Runner) step(ctx context.Context, p Projection) (int, error) {
 	start := time.Now()
-	tx, err := r.pool.BeginTx(ctx, pgx.TxOptions{BeginQuery: asyncCommitBegin})
-	if err != nil {
-		return 0, fmt.Errorf("projection %s: begin: %w", p.Name(), err)
+	n, poisoned, err := r.stepFast(ctx, p)
+	quarantined := 0
+	if poisoned {
+		n, quarantined, err = r.stepCareful(ctx, p)
 	}
-	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after Commit
-	// SKIP LOCKED: another replica or a rebuild's swap has the batch; wait
-	// for the next wake-up instead of holding a connection in a lock queue.
-	cp, err := lockCheckpoint(ctx, tx, p.Name(), true)
-	if err != nil {
+	if err != nil || n == 0 {
 		return 0, err
 	}
-	if cp.Version != p.Version() {
-		return 0, fmt.Errorf("read model %s is at version %d but this build writes version %d: run `tradeops projections rebuild %s`",
-			p.Name(), cp.Version, p.Version(), p.Name())
+	r.metrics.applied.WithLabelValues(p.Name()).Add(float64(n - quarantined))
+	r.metrics.batch.WithLabelValues(p.Name()).Observe(time.Since(start).Seconds())
+	return n, nil
+}
+
+// stepFast applies the next batch in three round trips besides Apply's own:
+// BEGIN, SET LOCAL and the checkpoint's lock pipelined in one; the read;
+// the checkpoint's update and COMMIT pipelined in one. The transaction is
+// the pooled connection's own (a pgx.Tx would cost BEGIN its round trip).
+// When Apply fails on the events' data it rolls back and reports poisoned.
+func (r *Runner) stepFast(ctx context.Context, p Projection) (n int, poisoned bool, err error) {
+	conn, err := r.pool.Acquire(ctx)
+	if err != nil {
+		return 0, false, fmt.Errorf("projection %s: acquire: %w", p.Name(), err)
+	}
+	defer conn.Release() // a connection left inside a transaction is closed, not reused
+	defer func() {
+		if c := conn.Conn().PgConn(); !c.IsClosed() && c.TxStatus() != 'I' {
+			_, _ = conn.Exec(context.WithoutCancel(ctx), "ROLLBACK")
+		}
+	}()
+	cp, err := beginLocked(ctx, conn, p.Name())
+	if err != nil {
+		return 0, false, err
+	}
+	if err := cp.checkVersion(p); err != nil {
+		return 0, false, err
+	}
+	events, err := readBatch(ctx, r.events, p, conn, cp.Position, r.batchSize)
+	if err != nil || len(events) == 0 {
+		return 0, false, err
+	}
+	if err := p.Apply(ctx, conn, liveTables, events); err != nil {
+		if isPoison(ctx, err) {
+			return 0, true, nil
+		}
+		return 0, false, fmt.Errorf("apply %s: %w", p.Name(), err)
+	}
+	var commit pgx.Batch
+	commit.Queue(saveCheckpointSQL, saveCheckpointArgs(p.Name(), p.Version(), events[len(events)-1].Position)...)
+	commit.Queue("COMMIT")
+	if err := conn.SendBatch(ctx, &commit).Close(); err != nil {
+		return 0, false, fmt.Errorf("projection %s: save checkpoint and commit: %w", p.Name(), err)
+	}
+	return len(events), false, nil
+}
+
+// beginLocked begins a transaction on conn and locks name's checkpoint in
+// it — BEGIN, SET LOCAL and the lock in one pipelined batch — and returns
+// the checkpoint.
+func beginLocked(ctx context.Context, conn *pgxpool.Conn, name string) (checkpoint, error) {
+	var b pgx.Batch
+	b.Queue("BEGIN")
+	b.Queue(asyncCommit)
+	// SKIP LOCKED: another replica or a rebuild's swap has the batch; wait
+	// for the next wake-up instead of holding a connection in a lock queue.
+	b.Queue(lockCheckpointSQL(true), name)
+	br := conn.SendBatch(ctx, &b)
+	_, err := br.Exec()
+	if err == nil {
+		_, err = br.Exec()
+	}
+	if err != nil {
+		_ = br.Close()
+		return checkpoint{}, fmt.Errorf("projection %s: begin: %w", name, err)
+	}
+	cp, err := scanCheckpoint(br.QueryRow(), name, true)
+	if cerr := br.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("projection %s: begin: %w", name, cerr)
+	}
+	return cp, err
+}
+
+// stepCareful applies the next batch with each part in a savepoint,
+// quarantining the events that fail on their data (applyBatch). It returns
+// how many events it read and how many of them it quarantined.
+func (r *Runner) stepCareful(ctx context.Context, p Projection) (n, quarantined int, err error) {
+	tx, err := r.pool.BeginTx(ctx, pgx.TxOptions{BeginQuery: "BEGIN; " + asyncCommit})
+	if err != nil {
+		return 0, 0, fmt.Errorf("projection %s: begin: %w", p.Name(), err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // a no-op after Commit
+	// SKIP LOCKED, as in beginLocked.
+	cp, err := lockCheckpoint(ctx, tx, p.Name(), true)
+	if err != nil {
+		return 0, 0, err
+	}
+	if err := cp.checkVersion(p); err != nil {
+		return 0, 0, err
 	}
 	events, err := readBatch(ctx, r.events, p, tx, cp.Position, r.batchSize)
 	if err != nil || len(events) == 0 {
-		return 0, err
+		return 0, 0, err
 	}
-	quarantined, err := applyBatch(ctx, tx, p, liveTables, events, r.log)
+	quarantined, err = applyBatch(ctx, tx, p, liveTables, events, r.log)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	if err := saveCheckpoint(ctx, tx, p.Name(), p.Version(), events[len(events)-1].Position); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return 0, fmt.Errorf("projection %s: commit: %w", p.Name(), err)
+		return 0, 0, fmt.Errorf("projection %s: commit: %w", p.Name(), err)
 	}
-	r.metrics.applied.WithLabelValues(p.Name()).Add(float64(len(events) - quarantined))
-	r.metrics.batch.WithLabelValues(p.Name()).Observe(time.Since(start).Seconds())
-	return len(events), nil
+	return len(events), quarantined, nil
 }
 
 // recordError leaves the failure where `projections status` shows it

@@ -25,7 +25,7 @@ type indigestible struct{}
 func (indigestible) Name() string     { return "indigestible" }
 func (indigestible) Version() int     { return 1 }
 func (indigestible) Tables() []string { return []string{"indigestible"} }
-func (indigestible) Apply(ctx context.Context, tx pgx.Tx, t Tables, events []eventstore.Event) error {
+func (indigestible) Apply(ctx context.Context, tx Tx, t Tables, events []eventstore.Event) error {
 	ids, ns := make([]string, len(events)), make([]int, len(events))
 	for i, e := range events {
 		if bytes.Contains(e.Data, []byte(`"poison"`)) {
@@ -242,7 +242,7 @@ type commitMode struct{ seen chan string }
 func (commitMode) Name() string     { return "commit_mode" }
 func (commitMode) Version() int     { return 1 }
 func (commitMode) Tables() []string { return nil }
-func (c commitMode) Apply(ctx context.Context, tx pgx.Tx, _ Tables, _ []eventstore.Event) error {
+func (c commitMode) Apply(ctx context.Context, tx Tx, _ Tables, _ []eventstore.Event) error {
 	var mode string
 	if err := tx.QueryRow(ctx, `SELECT current_setting('synchronous_commit')`).Scan(&mode); err != nil {
 		return err

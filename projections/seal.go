@@ -51,7 +51,7 @@ var sealColumns = []string{"transaction_id", "offset", "event_id", "seq", "hash"
 // It hashes each event's stored form (Event.Stored), not its upcast payload.
 // The links go to COPY as they are computed, so hashing overlaps the
 // server's work on the rows already sent.
-func (AuditSeal) Apply(ctx context.Context, tx pgx.Tx, t Tables, events []eventstore.Event) error {
+func (AuditSeal) Apply(ctx context.Context, tx Tx, t Tables, events []eventstore.Event) error {
 	tip, err := readSealTip(ctx, tx, t)
 	if err != nil {
 		return err
