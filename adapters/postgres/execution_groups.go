@@ -152,6 +152,12 @@ func (g *decisionGroups) commit(group []*groupRequest) {
 		writes := make([]rememberedWrite, 0, len(group))
 		sent := group[:0:0]
 		for _, gr := range group {
+			if err := gr.ctx.Err(); err != nil {
+				// Its caller has given up (its time limit): sending it
+				// would fail the whole group.
+				gr.out <- groupOutcome{done: true, err: err}
+				continue
+			}
 			st, ok := g.r.states.get(gr.req)
 			if !ok {
 				gr.out <- groupOutcome{} // decide the locking way
