@@ -98,17 +98,12 @@ type sealBatch struct {
 const pgcopyHeader = "PGCOPY\n\xff\r\n\x00\x00\x00\x00\x00\x00\x00\x00\x00"
 
 // streamSeal streams from the shadow's position until a read comes back
-// short. It reads on a bulk connection (eventstore.BulkConn).
+// short.
 func (r *rebuilder) streamSeal(ctx context.Context) error {
 	tip, err := readSealTip(ctx, r.pool, shadowTables)
 	if err != nil {
 		return err
 	}
-	conn, err := eventstore.BulkConn(ctx, r.pool)
-	if err != nil {
-		return err
-	}
-	defer conn.Close(context.WithoutCancel(ctx)) //nolint:errcheck // only read on
 	c, after, size := newChain(tip), r.pos, r.opts.BatchSize
 	g, gctx := errgroup.WithContext(ctx)
 	// Three batches circulate — one being copied, one waiting, one being
@@ -128,7 +123,7 @@ func (r *rebuilder) streamSeal(ctx context.Context) error {
 				return gctx.Err()
 			}
 			b.copy, b.n = append(b.copy[:0], pgcopyHeader...), 0
-			_, err := eventstore.EachAfter(gctx, conn, after, size, func(e *eventstore.RawEvent) error {
+			_, err := eventstore.EachAfter(gctx, r.pool, after, size, func(e *eventstore.RawEvent) error {
 				h := c.addRaw(e)
 				b.copy = appendSealTuple(b.copy, e.Position, e.ID, c.count, h)
 				b.n, b.last = b.n+1, e.Position

@@ -119,7 +119,7 @@ func Verify(ctx context.Context, pool *pgxpool.Pool, against *SealHead) (Report,
 }
 
 // readAhead makes the verifier read and hash the stream on a second
-// connection (a bulk one: eventstore.BulkConn), in tx's snapshot (exported and imported), one batch ahead of
+// connection, in tx's snapshot (exported and imported), one batch ahead of
 // the comparison with the seal: reading and hashing there overlap reading
 // the seal here instead of taking turns.
 func (v *verifier) readAhead(ctx context.Context, pool *pgxpool.Pool, tx pgx.Tx) (stop func(), err error) {
@@ -127,7 +127,7 @@ func (v *verifier) readAhead(ctx context.Context, pool *pgxpool.Pool, tx pgx.Tx)
 	if err := tx.QueryRow(ctx, `SELECT pg_export_snapshot()`).Scan(&snapshot); err != nil {
 		return nil, fmt.Errorf("verify: export snapshot: %w", err)
 	}
-	conn, err := eventstore.BulkConn(ctx, pool)
+	conn, err := pool.Acquire(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("verify: %w", err)
 	}
@@ -136,7 +136,7 @@ func (v *verifier) readAhead(ctx context.Context, pool *pgxpool.Pool, tx pgx.Tx)
 		_, err = rtx.Exec(ctx, `SET TRANSACTION SNAPSHOT '`+strings.ReplaceAll(snapshot, "'", "''")+`'`)
 	}
 	if err != nil {
-		_ = conn.Close(context.WithoutCancel(ctx))
+		conn.Release()
 		return nil, fmt.Errorf("verify: import snapshot: %w", err)
 	}
 	type result struct {
@@ -184,7 +184,8 @@ func (v *verifier) readAhead(ctx context.Context, pool *pgxpool.Pool, tx pgx.Tx)
 		cancel()
 		for range batches { // drain: the reader ends once it can no longer send
 		}
-		_ = conn.Close(context.WithoutCancel(ctx)) // its transaction with it
+		_ = rtx.Rollback(context.WithoutCancel(ctx))
+		conn.Release()
 	}, nil
 }
 
