@@ -8,6 +8,7 @@ import (
 	"math"
 	"time"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -119,13 +120,14 @@ func eachRow(rows pgx.Rows, f func(*RawEvent) error) error {
 	return rows.Err()
 }
 
-// decoder turns rows into Events with two allocations per event: one
-// string holding every text field (id, stream, type and the metadata values,
-// which are substrings of it) and one byte slice holding the stored payload
-// and metadata (sub-slices with their capacity capped, so appending to one
-// never overwrites the other). Small allocations are what the Go heap
-// recycles best; batch-sized buffers were slower (page faults and returning
-// memory to the OS on every batch).
+// decoder turns rows into Events without an allocation per event: the
+// bytes of every event — its text fields (id, stream, type and the metadata
+// values) and its stored payload and metadata — are carved out of shared
+// chunks (arena). Batch-sized buffers were slower than an allocation per
+// event (page faults, and returning memory to the OS on every batch);
+// chunks of arenaChunk bytes stay small objects, which the Go heap recycles
+// best, and a batch of 10,000 events takes a few hundred of them instead of
+// 20,000 objects for the garbage collector.
 //
 // Metadata is not decoded with encoding/json, which cost more than the rest
 // of a read together (validating and unquoting ~400 bytes per event): the
@@ -136,6 +138,7 @@ type decoder struct {
 	limit  int    // the most events the read can return
 	stored bool   // leave Metadata zero: the caller reads the stored form only
 	text   []byte // scratch for one event's text fields
+	arena  arena
 }
 
 // firstCap is the capacity of a read's first allocation of Events: enough
@@ -153,14 +156,17 @@ func (d *decoder) grow() {
 	}
 	n := max(firstCap, min(d.limit, 1<<16), 2*cap(d.events))
 	if cap(d.events) == 0 {
-		n = min(d.limit, firstCap)
+		n = max(1, min(d.limit, firstCap))
 	}
 	d.events = append(make([]Event, 0, n), d.events...)
 }
 
-// add appends r as an Event.
+// add appends r as an Event, built in place.
 func (d *decoder) add(r *RawEvent) error {
-	e := Event{Position: r.Position, StreamVersion: r.StreamVersion, SchemaVersion: int(r.SchemaVersion), RecordedAt: r.RecordedAt}
+	d.grow()
+	d.events = d.events[:len(d.events)+1]
+	e := &d.events[len(d.events)-1]
+	e.Position, e.StreamVersion, e.SchemaVersion, e.RecordedAt = r.Position, r.StreamVersion, int(r.SchemaVersion), r.RecordedAt
 	var meta [len(metadataKeys)][2]int // value bounds in text
 	text := append(append(append(d.text[:0], r.ID...), r.StreamID...), r.Type...)
 	ok := r.Metadata != nil && !d.stored
@@ -176,32 +182,66 @@ func (d *decoder) add(r *RawEvent) error {
 		}
 		if !ok {
 			if err := json.Unmarshal(r.Metadata, &e.Metadata); err != nil {
+				d.events = d.events[:len(d.events)-1]
 				return fmt.Errorf("event %s metadata: %w", r.ID, err)
 			}
 		}
 	}
 	d.text = text
-	str := string(text)
+	str := d.arena.string(text)
 	n1, n2 := len(r.ID), len(r.ID)+len(r.StreamID)
 	e.ID, e.StreamID, e.Type = str[:n1], str[n1:n2], str[n2:n2+len(r.Type)]
 	if ok {
 		v := func(i int) string { return str[meta[i][0]:meta[i][1]] }
 		e.Metadata = Metadata{ActorID: v(0), ActorEmail: v(1), CorrelationID: v(2), CausationID: v(3), ClientIP: v(4)}
 	}
-	if r.Data != nil || r.Metadata != nil {
-		buf := make([]byte, 0, len(r.Data)+len(r.Metadata))
-		buf = append(append(buf, r.Data...), r.Metadata...)
-		if r.Data != nil {
-			e.Data = buf[:len(r.Data):len(r.Data)]
-		}
-		if r.Metadata != nil {
-			e.Stored.Metadata = buf[len(r.Data):len(buf):len(buf)]
-		}
-	}
+	e.Data, e.Stored.Metadata = d.arena.bytes(r.Data), d.arena.bytes(r.Metadata)
 	e.Stored.SchemaVersion, e.Stored.Data = e.SchemaVersion, e.Data
-	d.grow()
-	d.events = append(d.events, e)
 	return nil
+}
+
+// arena copies decoded bytes into shared chunks. A value it hands out as
+// bytes has its capacity capped, so appending to it never overwrites a
+// neighbour; a value it hands out as a string is never handed out as bytes,
+// so nothing can change it. A chunk lives as long as any value in it: an
+// Event kept long after its batch keeps up to arenaChunk bytes alive.
+type arena struct{ chunk []byte }
+
+// arenaChunk is the size of an arena's chunks, the largest small object
+// of the Go heap; a value over a quarter of it gets its own allocation.
+const arenaChunk = 32 << 10
+
+// take returns n bytes of the arena's memory, length 0, capacity n.
+func (a *arena) take(n int) []byte {
+	if n > arenaChunk/4 {
+		return make([]byte, 0, n)
+	}
+	if cap(a.chunk)-len(a.chunk) < n {
+		a.chunk = make([]byte, 0, arenaChunk)
+	}
+	i := len(a.chunk)
+	a.chunk = a.chunk[:i+n]
+	return a.chunk[i : i : i+n]
+}
+
+// bytes returns a copy of v (nil for nil: a NULL column).
+func (a *arena) bytes(v []byte) []byte {
+	switch {
+	case v == nil:
+		return nil
+	case len(v) == 0:
+		return []byte{}
+	}
+	return append(a.take(len(v)), v...)
+}
+
+// string returns a copy of v as a string.
+func (a *arena) string(v []byte) string {
+	if len(v) == 0 {
+		return ""
+	}
+	b := append(a.take(len(v)), v...)
+	return unsafe.String(unsafe.SliceData(b), len(b)) // b is never handed out as bytes (see arena)
 }
 
 // plainJSONString returns the value of a JSON string token (nil: absent,

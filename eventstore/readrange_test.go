@@ -25,13 +25,13 @@ func upcastingStore(t *testing.T) (s, upcast *eventstore.Store, all []eventstore
 	return s, upcast, all
 }
 
-// EachInRange reads (after, upTo] in store order, as stored: the stored
+// storedForm returns a callback for EachInRange and EachAfter that checks
+// it is handed all[from], all[from+1], ... in their stored form: the stored
 // payload and schema version (no upcaster) and the stored metadata bytes.
-func TestEachInRangeReadsTheStoredForm(t *testing.T) {
-	s, _, all := upcastingStore(t)
-	i := 0
-	n, err := eventstore.EachInRange(t.Context(), s.Pool(), all[3].Position, all[20].Position, 100, func(g *eventstore.RawEvent) error {
-		w := all[4+i]
+func storedForm(t *testing.T, all []eventstore.Event, from int, seen *int) func(*eventstore.RawEvent) error {
+	return func(g *eventstore.RawEvent) error {
+		i := *seen
+		w := all[from+i]
 		if g.Position != w.Position || string(g.ID) != w.ID || string(g.StreamID) != w.StreamID || g.StreamVersion != w.StreamVersion ||
 			string(g.Type) != w.Type || !g.RecordedAt.Equal(w.RecordedAt) {
 			t.Fatalf("event %d: %+v, want %+v", i, g, w)
@@ -40,9 +40,16 @@ func TestEachInRangeReadsTheStoredForm(t *testing.T) {
 			string(g.Metadata) != string(w.Stored.Metadata) {
 			t.Fatalf("event %d is not in its stored form: %+v, stored %+v", i, g, w.Stored)
 		}
-		i++
+		*seen++
 		return nil
-	})
+	}
+}
+
+// EachInRange reads (after, upTo] in store order, as stored.
+func TestEachInRangeReadsTheStoredForm(t *testing.T) {
+	s, _, all := upcastingStore(t)
+	i := 0
+	n, err := eventstore.EachInRange(t.Context(), s.Pool(), all[3].Position, all[20].Position, 100, storedForm(t, all, 4, &i))
 	if err != nil || n != 17 || i != 17 {
 		t.Fatalf("(4th, 21st] holds %d events (%d seen, %v), want 17", n, i, err)
 	}
@@ -52,6 +59,22 @@ func TestEachInRangeReadsTheStoredForm(t *testing.T) {
 		return nil
 	}); err != nil || n != 5 || last != all[4].ID {
 		t.Fatalf("limit 5: %d events, %v", n, err)
+	}
+}
+
+// EachAfter reads up to limit events after a position in store order, as
+// stored, to the end of what is readable.
+func TestEachAfterReadsTheStoredForm(t *testing.T) {
+	s, _, all := upcastingStore(t)
+	i := 0
+	n, err := eventstore.EachAfter(t.Context(), s.Pool(), all[3].Position, 17, storedForm(t, all, 4, &i))
+	if err != nil || n != 17 || i != 17 {
+		t.Fatalf("17 events after the 4th: %d (%d seen, %v)", n, i, err)
+	}
+	i = 0
+	n, err = eventstore.EachAfter(t.Context(), s.Pool(), all[19].Position, 100, storedForm(t, all, 20, &i))
+	if err != nil || n != len(all)-20 || i != n {
+		t.Fatalf("after the 20th: %d events (%d seen, %v), want %d", n, i, err, len(all)-20)
 	}
 }
 

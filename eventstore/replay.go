@@ -235,6 +235,22 @@ func (l *lineEncoder) tail(b, data []byte) ([]byte, error) {
 // metadataKeys are Metadata's JSON names, in field order.
 var metadataKeys = [...]string{"actor_id", "actor_email", "correlation_id", "causation_id", "client_ip"}
 
+// metadataKeyOfLen maps a length to the index of the Metadata key of that
+// length, or -1: the keys' lengths differ, so a key of the stored metadata
+// is compared with one of them at most.
+var metadataKeyOfLen = func() (m [16]int8) {
+	for i := range m {
+		m[i] = -1
+	}
+	for n, k := range metadataKeys {
+		if m[len(k)] >= 0 {
+			panic("two Metadata keys of length " + strconv.Itoa(len(k)))
+		}
+		m[len(k)] = int8(n)
+	}
+	return m
+}()
+
 func appendMetadata(b []byte, m *Metadata) []byte {
 	vals := [...]string{m.ActorID, m.ActorEmail, m.CorrelationID, m.CausationID, m.ClientIP}
 	b = append(b, '{')
@@ -313,11 +329,13 @@ func metadataTokens(raw []byte) (vals [len(metadataKeys)][]byte, ok bool) {
 				return vals, false // not a string: decode properly
 			}
 			name := key[1 : len(key)-1]
-			for n, mk := range metadataKeys {
-				if string(name) == mk {
-					vals[n] = val
-				} else if len(name) == len(mk) && strings.EqualFold(string(name), mk) {
-					return vals, false // encoding/json matches keys case-insensitively
+			if len(name) < len(metadataKeyOfLen) {
+				if n := metadataKeyOfLen[len(name)]; n >= 0 {
+					if mk := metadataKeys[n]; string(name) == mk {
+						vals[n] = val
+					} else if strings.EqualFold(string(name), mk) {
+						return vals, false // encoding/json matches keys case-insensitively
+					}
 				}
 			}
 			k = skipSpace(raw, k)

@@ -335,6 +335,9 @@ func (r *rebuilder) buildIndexes(ctx context.Context) error {
 // overlaps applying the current one.
 func (r *rebuilder) copy(ctx context.Context) error {
 	r.report("copy")
+	if _, ok := r.p.(AuditSeal); ok {
+		return r.copySeal(ctx)
+	}
 	g, ctx := errgroup.WithContext(ctx)
 	batches := make(chan []eventstore.Event, 2)
 	g.Go(func() error {

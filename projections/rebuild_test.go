@@ -174,12 +174,19 @@ func TestTheSealIsOnlyRebuiltByReseal(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	env.exec(t, `CREATE TABLE audit_seal_ref AS SELECT * FROM audit_seal`)
+
 	record := app.NewRecordResealHandler(postgres.NewEvents(env.store))
 	cli := app.WithCaller(context.Background(), app.Caller{Email: "cli", RequestID: "run-1"})
-	if _, err := Reseal(cli, env.pool, env.store, record, "ops@host", RebuildOptions{}); err != nil {
+	// Batches of 64: the streamed copy crosses many batch boundaries and
+	// recycles its buffers.
+	if _, err := Reseal(cli, env.pool, env.store, record, "ops@host", RebuildOptions{BatchSize: 64}); err != nil {
 		t.Fatal(err)
 	}
 	env.drain(t, AuditSeal{}) // as the live runner would, should the re-seal's own event have been invisible at the swap
+	if n := env.count(t, `SELECT count(*) FROM (SELECT * FROM audit_seal_ref EXCEPT SELECT * FROM audit_seal) d`); n != 0 {
+		t.Fatalf("%d links of the live chain differ in the re-sealed one", n)
+	}
 	evs, err := env.store.Read(context.Background(), before.Position, 10, eventstore.Filter{TypePrefix: "audit.reseal"})
 	if err != nil || len(evs) != 1 {
 		t.Fatalf("the re-seal was not recorded: %v %v", evs, err)

@@ -5,9 +5,11 @@
 // burns a core is a server that cannot use it.
 //
 // Only backends of the benchmark's database are counted: parallel workers
-// and background processes (WAL writer, checkpointer) are not, and a backend
-// that exits before Stop loses its share. It works when the server runs on
-// the same Linux host; elsewhere Server stays zero.
+// and background processes (WAL writer, checkpointer) are not. The backends
+// are sampled every samplePeriod, so a connection opened and closed within
+// the interval (a bulk read's own connection) is counted, less at most its
+// last period. It works when the server runs on the same Linux host;
+// elsewhere Server stays zero.
 package benchcpu
 
 import (
@@ -18,6 +20,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -33,8 +36,14 @@ type Meter struct {
 	pool    *pgxpool.Pool
 	start   time.Time
 	client  time.Duration
-	servers map[int]time.Duration
+	servers map[int]time.Duration // at the start
+	mu      sync.Mutex
+	last    map[int]time.Duration // at the latest sample
+	stop    func()
 }
+
+// samplePeriod is how often a Meter samples the backends.
+const samplePeriod = 100 * time.Millisecond
 
 // Usage is the CPU time spent in an interval.
 type Usage struct {
@@ -49,23 +58,52 @@ func (u Usage) String() string {
 
 // Start begins an interval.
 func Start(ctx context.Context, pool *pgxpool.Pool) (*Meter, error) {
-	m := &Meter{pool: pool}
+	m := &Meter{pool: pool, last: map[int]time.Duration{}}
 	var err error
 	if m.servers, err = m.backends(ctx); err != nil {
 		return nil, err
 	}
+	sctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(samplePeriod)
+		defer t.Stop()
+		for {
+			select {
+			case <-sctx.Done():
+				return
+			case <-t.C:
+				_ = m.sample(sctx) // a failed sample only loses precision
+			}
+		}
+	})
+	m.stop = func() { cancel(); wg.Wait() }
 	m.client, m.start = self(), time.Now()
 	return m, nil
+}
+
+// sample records the backends' CPU time so far.
+func (m *Meter) sample(ctx context.Context) error {
+	now, err := m.backends(ctx)
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for pid, t := range now {
+		m.last[pid] = max(m.last[pid], t)
+	}
+	return nil
 }
 
 // Stop ends the interval.
 func (m *Meter) Stop(ctx context.Context) (Usage, error) {
 	u := Usage{Wall: time.Since(m.start), Client: self() - m.client}
-	now, err := m.backends(ctx)
-	if err != nil {
+	m.stop()
+	if err := m.sample(ctx); err != nil {
 		return Usage{}, err
 	}
-	for pid, t := range now {
+	for pid, t := range m.last {
 		u.Server += t - m.servers[pid] // a backend that started meanwhile counts from zero
 	}
 	return u, nil
