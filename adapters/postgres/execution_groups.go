@@ -67,6 +67,9 @@ type groupOutcome struct {
 // decide decides req on its remembered state in the next group and
 // reports as decideOnRemembered does.
 func (g *decisionGroups) decide(ctx context.Context, req app.DecideRequest, decide func(app.ExecutionState) (app.Decided, error)) (done bool, err error) {
+	if _, ok := g.r.states.get(req); !ok {
+		return false, nil // nothing remembered: the locking way, without queueing
+	}
 	gr := &groupRequest{ctx: ctx, req: req, decide: decide, out: make(chan groupOutcome, 1)}
 	g.mu.Lock()
 	g.queue = append(g.queue, gr)
