@@ -61,6 +61,16 @@ func TestDatabaseOutageIs503(t *testing.T) {
 		t.Fatalf("login: %d %v", resp.StatusCode, body)
 	}
 
+	// Two prepares (IBKR's simulator needs no network): the second is
+	// decided on the remembered state, so the one during the outage goes
+	// through the group commit's path.
+	const prepare = `{"exchange":"IBKR","symbol":"AAPL","side":"BUY","qty":1}`
+	for range 2 {
+		if resp, body := call(t, http.MethodPost, base+"/ops/execution/prepare", tok, prepare); resp.StatusCode != http.StatusOK {
+			t.Fatalf("prepare: %d %v", resp.StatusCode, body)
+		}
+	}
+
 	proxy.Cut()
 	// The token was never used: the middleware has to look its user up.
 	for _, c := range []struct{ method, path, token, body string }{
@@ -81,11 +91,26 @@ func TestDatabaseOutageIs503(t *testing.T) {
 		wantUnavailable(t, c.method+" "+c.path, resp, body)
 	}
 	waitStatus(t, base+"/healthz", http.StatusServiceUnavailable, `"degraded"`)
+	// Now that the user is cached, the commands' own failures.
+	for _, c := range []struct{ method, path, body string }{
+		{http.MethodPost, "/ops/execution/prepare", prepare},
+		{http.MethodGet, "/ops/risk/kill-switch", ""},
+		{http.MethodPut, "/ops/risk/kill-switch", `{"engaged":true,"reason":"outage drill"}`},
+	} {
+		resp, body := call(t, c.method, base+c.path, tok, c.body)
+		wantUnavailable(t, c.method+" "+c.path, resp, body)
+	}
 
 	proxy.Restore()
 	waitStatus(t, base+"/healthz", http.StatusOK, `"ok"`)
 	if resp, body := call(t, http.MethodGet, base+"/users/me", tok, ""); resp.StatusCode != http.StatusOK {
 		t.Fatalf("/users/me after the outage: %d %v", resp.StatusCode, body)
+	}
+	if resp, body := call(t, http.MethodPost, base+"/ops/execution/prepare", tok, prepare); resp.StatusCode != http.StatusOK || body["decision"] != "accepted" {
+		t.Fatalf("prepare after the outage: %d %v", resp.StatusCode, body)
+	}
+	if resp, body := call(t, http.MethodGet, base+"/ops/risk/kill-switch", tok, ""); resp.StatusCode != http.StatusOK || body["engaged"] != false {
+		t.Fatalf("kill switch after the outage: %d %v", resp.StatusCode, body)
 	}
 	// A read model that lags is the same 503: with no projection running
 	// (--projections=off), the secrets status never reaches the PUT, and
