@@ -190,18 +190,11 @@ func (g *decisionGroups) commit(group []*groupRequest) {
 			return nil
 		})
 		switch {
-		case err == nil:
+		case err == nil, len(sent) == 1:
 			for i, gr := range sent {
-				g.r.states.put(gr.req, writes[i].st)
-				gr.out <- groupOutcome{done: true}
+				done, err := g.r.settle(writes[i], err)
+				gr.out <- groupOutcome{done: done, err: err}
 			}
-			return
-		case len(sent) == 1 && isStale(err):
-			g.r.states.forget(sent[0].req)
-			sent[0].out <- groupOutcome{}
-			return
-		case len(sent) == 1:
-			sent[0].out <- groupOutcome{done: true, err: err}
 			return
 		case failed >= 0 && isStatementError(err):
 			sent[failed].out <- groupOutcome{alone: true}

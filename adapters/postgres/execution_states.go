@@ -140,14 +140,21 @@ func (r *Executions) decideOnRemembered(ctx context.Context, req app.DecideReque
 	if !ok || err != nil {
 		return ok, err
 	}
-	err = readBatch(r.pool.SendBatch(ctx, b), w.read)
-	if isStale(err) {
-		r.states.forget(req)
+	return r.settle(w, readBatch(r.pool.SendBatch(ctx, b), w.read))
+}
+
+// settle takes the outcome err of a remembered decision's write w, sent
+// alone or as a whole group, and reports it as decideOnRemembered does:
+// written, the state w leaves is remembered; stale, the state is
+// forgotten and the caller decides the locking way.
+func (r *Executions) settle(w rememberedWrite, err error) (done bool, _ error) {
+	switch {
+	case isStale(err):
+		r.states.forget(w.req)
 		return false, nil
-	}
-	if err != nil {
+	case err != nil:
 		return true, err
 	}
-	r.states.put(req, w.st)
+	r.states.put(w.req, w.st)
 	return true, nil
 }
