@@ -375,7 +375,15 @@ func (r *rebuilder) copy(ctx context.Context) error {
 // copyBatch applies one batch to the shadow and moves the rebuild's
 // position in the same transaction.
 func (r *rebuilder) copyBatch(ctx context.Context, evs []eventstore.Event) error {
-	last := evs[len(evs)-1].Position
+	return r.commitBatch(ctx, evs[len(evs)-1].Position, len(evs), func(tx pgx.Tx) error {
+		_, err := applyBatch(ctx, tx, r.p, shadowTables, evs, r.opts.Logger)
+		return err
+	})
+}
+
+// commitBatch writes a batch of n events ending at last into the shadow
+// with write and moves the rebuild's position, in one transaction.
+func (r *rebuilder) commitBatch(ctx context.Context, last eventstore.Position, n int, write func(pgx.Tx) error) error {
 	err := pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
 		// The batch and the position commit together, so a commit lost in a
 		// server crash only loses both, and the rebuild redoes them: it need
@@ -384,15 +392,15 @@ func (r *rebuilder) copyBatch(ctx context.Context, evs []eventstore.Event) error
 		if _, err := tx.Exec(ctx, `SET LOCAL synchronous_commit = off`); err != nil {
 			return err
 		}
-		if _, err := applyBatch(ctx, tx, r.p, shadowTables, evs, r.opts.Logger); err != nil {
+		if err := write(tx); err != nil {
 			return err
 		}
-		return saveRebuildPosition(ctx, tx, r.p.Name(), last, len(evs))
+		return saveRebuildPosition(ctx, tx, r.p.Name(), last, n)
 	})
 	if err != nil {
 		return err
 	}
-	r.pos, r.done = last, r.done+int64(len(evs))
+	r.pos, r.done = last, r.done+int64(n)
 	return nil
 }
 

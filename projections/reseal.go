@@ -171,29 +171,26 @@ func appendSealTuple(b []byte, pos eventstore.Position, id []byte, seq int64, h 
 	return appendBytes(b, h[:])
 }
 
-// copySealBatch COPYs b into the shadow and moves the rebuild's position in
-// the same transaction (asynchronous commit, as copyBatch explains).
-func (r *rebuilder) copySealBatch(ctx context.Context, b *sealBatch) error {
+// sealShadowCopySQL is the binary COPY into the seal's shadow, its columns
+// in sealColumns' order (appendSealTuple's).
+var sealShadowCopySQL = func() string {
 	cols := make([]string, len(sealColumns))
 	for i, c := range sealColumns {
 		cols[i] = pgx.Identifier{c}.Sanitize()
 	}
-	sql := `COPY ` + shadowTables.Of(sealTable).Sanitize() + ` (` + strings.Join(cols, ", ") + `) FROM STDIN (FORMAT binary)`
-	err := pgx.BeginFunc(ctx, r.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SET LOCAL synchronous_commit = off`); err != nil {
-			return err
-		}
-		if _, err := tx.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(b.copy), sql); err != nil {
+	return `COPY ` + shadowTables.Of(sealTable).Sanitize() + ` (` + strings.Join(cols, ", ") + `) FROM STDIN (FORMAT binary)`
+}()
+
+// copySealBatch COPYs b into the shadow and moves the rebuild's position in
+// the same transaction (commitBatch).
+func (r *rebuilder) copySealBatch(ctx context.Context, b *sealBatch) error {
+	return r.commitBatch(ctx, b.last, b.n, func(tx pgx.Tx) error {
+		if _, err := tx.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(b.copy), sealShadowCopySQL); err != nil {
 			if isPoison(ctx, err) {
 				return fmt.Errorf("%w: %w", errSealPoison, err)
 			}
 			return err
 		}
-		return saveRebuildPosition(ctx, tx, r.p.Name(), b.last, b.n)
+		return nil
 	})
-	if err != nil {
-		return err
-	}
-	r.pos, r.done = b.last, r.done+int64(b.n)
-	return nil
 }
