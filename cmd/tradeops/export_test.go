@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io"
 	"net"
 	"strings"
 	"testing"
@@ -118,16 +117,9 @@ func TestWorkerExports(t *testing.T) {
 	srv := natstest.Start(t)
 	pool, dbURL := testdb.New(t)
 	seedEvents(t, pool, 300)
-	addr := freeAddr(t)
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"tradeops", "worker", "--metrics-addr", addr},
-			envOf(map[string]string{"DATABASE_URL": dbURL, "EXPORT_NATS_URL": srv.URL}), nil, io.Discard, io.Discard)
-	}()
+	addr, stop := startWorker(t, map[string]string{"DATABASE_URL": dbURL, "EXPORT_NATS_URL": srv.URL})
 	waitMetrics(t, addr, time.Now().Add(30*time.Second), "tradeops_export_published_events_total 300", "tradeops_export_active 1")
-	stop()
-	if err := <-done; err != nil {
+	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
 	out, _, err := runExportCLI(t, map[string]string{"DATABASE_URL": dbURL, "EXPORT_NATS_URL": srv.URL}, "verify")

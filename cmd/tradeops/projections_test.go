@@ -222,13 +222,7 @@ func TestServeProjectsTheAuditLog(t *testing.T) {
 func TestWorkerRunsTheProjections(t *testing.T) {
 	pool, dbURL := testdb.New(t)
 	seedEvents(t, pool, 1500)
-	addr := freeAddr(t)
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"tradeops", "worker", "--metrics-addr", addr}, envOf(map[string]string{"DATABASE_URL": dbURL}),
-			nil, io.Discard, io.Discard)
-	}()
+	addr, stop := startWorker(t, map[string]string{"DATABASE_URL": dbURL})
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		var sealed, logged int
@@ -242,8 +236,7 @@ func TestWorkerRunsTheProjections(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	waitMetrics(t, addr, deadline, `tradeops_projection_lag_events{projection="audit_log"} 0`)
-	stop()
-	if err := <-done; err != nil {
+	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
 	if _, errOut, code := cli(t, dbURL, "serve", "--projections=maybe"); code != 2 || !strings.Contains(errOut, "on or off") {
@@ -296,5 +289,21 @@ func waitMetrics(t *testing.T, addr string, deadline time.Time, want ...string) 
 			resp.Body.Close()
 			metrics = string(b)
 		}
+	}
+}
+
+// startWorker runs `tradeops worker` with env and its metrics on a free
+// address, until stop, which returns run's error.
+func startWorker(t *testing.T, env map[string]string) (addr string, stop func() error) {
+	t.Helper()
+	addr = freeAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"tradeops", "worker", "--metrics-addr", addr}, envOf(env), nil, io.Discard, io.Discard)
+	}()
+	return addr, func() error {
+		cancel()
+		return <-done
 	}
 }
