@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/tradeops/tradeops/export"
 	"github.com/tradeops/tradeops/internal/natstest"
 )
 
@@ -69,7 +70,7 @@ func benchIngest(b *testing.B, c ingestCase) {
 		b.Fatal(err)
 	}
 	cfg := jetstream.StreamConfig{Name: "INGEST", Subjects: []string{"ingest.>"}, Storage: jetstream.FileStorage,
-		Duplicates: 2 * time.Minute, AllowBatchPublish: c.fast}
+		Duplicates: export.DefaultDuplicates, AllowBatchPublish: c.fast}
 	if c.async {
 		cfg.PersistMode = jetstream.AsyncPersistMode
 	}
@@ -133,10 +134,10 @@ func benchIngest(b *testing.B, c ingestCase) {
 			h.Set(jetstream.ExpectedLastMsgIDHeader, prev)
 		}
 		if c.tradeops {
-			h.Set("Tradeops-Position", strconv.Itoa(1000+i/1000)+":"+strconv.Itoa(i%1000))
-			h.Set("Tradeops-Event-Type", types[i%len(types)])
-			h.Set("Tradeops-Stream", "gen-1-"+strconv.Itoa(i%1000))
-			h.Set("Tradeops-Correlation-Id", "3f1c2a4e-5b6d-4e7f-8a9b-0c1d2e3f4a5b")
+			h.Set(export.HeaderPosition, strconv.Itoa(1000+i/1000)+":"+strconv.Itoa(i%1000))
+			h.Set(export.HeaderEventType, types[i%len(types)])
+			h.Set(export.HeaderStream, "gen-1-"+strconv.Itoa(i%1000))
+			h.Set(export.HeaderCorrelationID, "3f1c2a4e-5b6d-4e7f-8a9b-0c1d2e3f4a5b")
 		}
 		msg.Header = h
 		if c.fast {
